@@ -1,0 +1,124 @@
+"""Typed training configuration (paper section 4, "Training Details")."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+LossForm = Literal["norm", "log"]
+MixupAt = Literal["word", "encoder", "pooled"]
+SamplerKind = Literal["balanced", "random"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Selection = Literal["last", "best"]
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "loss_form": ("norm", "log"),
+    "mixup_at": ("word", "encoder", "pooled"),
+    "sampler": ("balanced", "random"),
+    "precision": ("auto", "fp32", "bf16", "fp16"),
+    "selection": ("last", "best"),
+}
+
+
+@dataclass
+class TrainConfig:
+    """Hyperparameters of one training run; defaults are the paper's (batch 64, lr 5e-5, 12 epochs,
+    alpha = beta = 0.3, lambda = 1, 128 tokens).
+
+    Raises:
+        ValueError: from ``__post_init__`` when a value is out of range or fields contradict each other.
+    """
+
+    batch_size: int = 64
+    """Rows per optimisation batch B (before gradient accumulation)."""
+    lr: float = 5e-5
+    """Peak AdamW learning rate."""
+    epochs: int = 12
+    """Number of passes over the training corpus."""
+    max_length: int = 128
+    """Maximum tokens per text (truncation); batches are padded dynamically up to this."""
+    alpha: float = 0.3
+    """First shape parameter of the MixUp coefficient mu ~ Beta(alpha, beta) (Eq. 3)."""
+    beta: float = 0.3
+    """Second shape parameter of mu ~ Beta(alpha, beta) (Eq. 3)."""
+    mixup_weight: float = 1.0
+    """lambda, the weight of the MixUp term in L_final (Algorithm 1, line 11). 0 disables MixUp."""
+    loss_form: LossForm = "norm"
+    """Variational loss form: the paper's "norm" (Eq. 1) or VPU's "log" (Table 3 ii)."""
+    mixup_at: MixupAt = "word"
+    """Where MixUp interpolates (Fig. 4): word embeddings, encoder output or pooled sentence embedding."""
+    sampler: SamplerKind = "balanced"
+    """Batch sampler: label-balanced (section 3) or plain random (Table 4 ablation)."""
+    weight_decay: float = 0.01
+    """AdamW decoupled weight decay."""
+    warmup_ratio: float = 0.1
+    """Share of optimisation steps with linear learning-rate warm-up before linear decay to 0."""
+    grad_accum: int = 1
+    """Batches whose gradients are summed before one optimiser step."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm; 0 disables clipping."""
+    seed: int = 0
+    """Seed of the sampler, MixUp draws, dropout and classifier-head initialisation."""
+    device: str = "auto"
+    """'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N'."""
+    precision: Precision = "auto"
+    """Autocast dtype: 'auto' is bf16 on GPUs that support it, fp16 on other GPUs, fp32 on CPU."""
+    selection: Selection = "last"
+    """Model selection: the last epoch, or the best epoch (eval mAP, else held-out variational loss)."""
+    val_fraction: float = 0.0
+    """Share of the target held out as a positive-unlabeled validation split for VPU model selection."""
+    eval_batch_size: int = 64
+    """Rows per forward pass during evaluation and prediction."""
+    checkpoint_every_steps: int = 0
+    """Also save the resumable training state every N optimiser steps (0: only at epoch ends)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Free-form annotations stored with the checkpoint (not used by training)."""
+
+    def __post_init__(self) -> None:
+        positive_ints = ("batch_size", "epochs", "max_length", "grad_accum", "eval_batch_size")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("alpha", "beta", "lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("mixup_weight", "weight_decay", "max_grad_norm"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        if self.max_length < 8 or self.max_length > 512:
+            raise ValueError(f"max_length must be in [8, 512], got {self.max_length!r}")
+        if self.checkpoint_every_steps < 0:
+            raise ValueError("checkpoint_every_steps must be >= 0")
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+        if self.device == "cpu" and self.precision in ("bf16", "fp16"):
+            raise ValueError("mixed precision (bf16/fp16) needs a GPU; use precision='fp32' or 'auto' on CPU")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build a config from a JSON-like mapping.
+
+        Raises:
+            ValueError: an unknown key (named), or an invalid value (from ``__post_init__``).
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training parameter(s): {', '.join(unknown)}; known: {sorted(known)}")
+        try:
+            return cls(**values)
+        except TypeError as exc:  # pragma: no cover - defensive, keys are checked above
+            raise ValueError(str(exc)) from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a JSON-serialisable dict (round-trips through ``from_dict``)."""
+        return dataclasses.asdict(self)

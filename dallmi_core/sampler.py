@@ -1,0 +1,162 @@
+"""Batch samplers: the label-balanced sampler of DALLMi (section 3, "Label-balanced Sampling") and a
+plain random sampler (the "unweighted sampler" of Table 4).
+
+Both yield batches of row indices, are seeded and reseeded per epoch (``seed + epoch``), resumable from
+:meth:`state_dict`, and shardable across ``world_size`` ranks (each rank gets whole batches, disjoint from
+the other ranks', and every rank gets the same number of batches).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+
+class _EpochBatchSampler:
+    """Shared epoch, resume and sharding logic; subclasses build one epoch's global batch plan."""
+
+    def __init__(self, n_rows: int, batch_size: int, *, seed: int = 0, rank: int = 0,
+                 world_size: int = 1) -> None:
+        if n_rows < 1:
+            raise ValueError("the corpus has no rows")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+        self.n_rows = n_rows
+        self.batch_size = min(batch_size, n_rows)
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.epoch = 0
+        self._start = 0  # batches of this rank already consumed in the current epoch
+
+    def _plan(self, rng: np.random.Generator) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def _global_batches(self) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        batches = self._plan(rng)
+        short = -len(batches) % self.world_size  # pad so every rank runs the same number of steps
+        return batches + batches[:short]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch (reseeds with ``seed + epoch``) and restart it from its first batch."""
+        self.epoch, self._start = epoch, 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        mine = self._global_batches()[self.rank :: self.world_size]
+        start, self._start = self._start, 0
+        for position in range(start, len(mine)):
+            yield mine[position]
+
+    def __len__(self) -> int:
+        return len(self._global_batches()) // self.world_size
+
+    def state_dict(self, consumed: int) -> dict[str, Any]:
+        """State to resume from after ``consumed`` batches of the current epoch were trained on."""
+        return {"seed": self.seed, "epoch": self.epoch, "consumed": consumed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume: the next iteration continues the saved epoch after its consumed batches.
+
+        Raises:
+            ValueError: the state was saved with another seed.
+        """
+        if state["seed"] != self.seed:
+            raise ValueError(f"sampler state has seed {state['seed']}, this sampler {self.seed}")
+        self.epoch, self._start = int(state["epoch"]), int(state["consumed"])
+
+
+class RandomBatchSampler(_EpochBatchSampler):
+    """Plain shuffled batches of every row, ``ceil(N / B)`` per epoch (Table 4's unweighted sampler)."""
+
+    def _plan(self, rng: np.random.Generator) -> list[np.ndarray]:
+        order = rng.permutation(self.n_rows)
+        return [order[i : i + self.batch_size] for i in range(0, self.n_rows, self.batch_size)]
+
+
+class LabelBalancedSampler(_EpochBatchSampler):
+    """Batches that hold a known positive of every label, plus rows drawn from all of the corpus.
+
+    With ``B > L`` each batch holds one known positive of every label (``P = L`` positive slots) and
+    ``B - L`` slots filled from a per-epoch permutation of *all* rows, so rows with no known positive are
+    trained on too (unlike ``ClassCycleSampler``, which never draws them). With ``B <= L`` a quarter of the
+    batch (at least one row) stays for that stream and the labels rotate through the other ``P`` slots, so
+    every label is covered once every ``ceil(L / P)`` batches. An epoch has ``ceil(N / (B - P))`` batches,
+    so the filler stream visits every row once per epoch. Rows appear at most once per batch: when two
+    labels draw the same positive, the filler stream tops the batch up to ``B`` rows.
+
+    Args:
+        known: known-positive matrix ``(N, L)``, any dtype, nonzero = known positive.
+        batch_size: rows per batch ``B`` (capped at ``N``).
+        seed: base seed; epoch ``e`` uses ``(seed, e)``.
+        rank, world_size: shard of the batch plan this sampler yields.
+
+    Raises:
+        ValueError: a label with no known positive (the variational loss needs one), or bad sizes.
+    """
+
+    def __init__(self, known: np.ndarray, batch_size: int, *, seed: int = 0, rank: int = 0,
+                 world_size: int = 1) -> None:
+        known = np.asarray(known).astype(bool)
+        super().__init__(known.shape[0], batch_size, seed=seed, rank=rank, world_size=world_size)
+        n_labels = known.shape[1]
+        counts = known.sum(axis=0)  # (L,)
+        if (counts == 0).any():
+            raise ValueError(f"label column(s) {np.flatnonzero(counts == 0).tolist()} have no known positive")
+        # CSR of positives per label: rows of label l are _pos_rows[_offsets[l]:_offsets[l + 1]]
+        _, row_of = np.nonzero(known.T)  # sorted by label
+        self._pos_rows, self._counts = row_of, counts
+        self._offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        self.n_labels = n_labels
+        b = self.batch_size
+        self.positive_slots = n_labels if b > n_labels else b - max(1, b // 4)
+        self.fill_slots = b - self.positive_slots
+
+    def _plan(self, rng: np.random.Generator) -> list[np.ndarray]:
+        b, p, n_labels = self.batch_size, self.positive_slots, self.n_labels
+        n_batches = math.ceil(self.n_rows / self.fill_slots)
+        # labels covered by slot j of batch k: all labels, or a rotation when B <= L
+        slot_labels = (np.arange(n_batches)[:, None] * p + np.arange(p)[None, :]) % n_labels  # (K, P)
+        draw = np.floor(rng.random((n_batches, p)) * self._counts[slot_labels]).astype(np.int64)
+        positives = self._pos_rows[self._offsets[slot_labels] + draw]  # (K, P) row ids
+        n_perm = math.ceil(n_batches * 3 * b / self.n_rows) + 1
+        stream = np.concatenate([rng.permutation(self.n_rows) for _ in range(n_perm)])
+        batches, cursor = [], 0
+        for k in range(n_batches):  # loop over batches (not rows): vectorised within each batch
+            chosen = np.unique(positives[k])
+            fresh = self._fill(stream[cursor : cursor + 3 * b], chosen, b - chosen.size, rng)
+            cursor += fresh[1]
+            batches.append(rng.permutation(np.concatenate([chosen, fresh[0]])))
+        return batches
+
+    def _fill(self, window: np.ndarray, chosen: np.ndarray, need: int,
+              rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        """The next ``need`` distinct rows of the filler stream that are not in ``chosen``, and how far
+        the stream advanced."""
+        if need == 0:
+            return np.empty(0, dtype=np.int64), 0
+        usable = ~np.isin(window, chosen)
+        first = np.zeros(window.size, dtype=bool)
+        first[np.unique(window, return_index=True)[1]] = True
+        picks = np.flatnonzero(usable & first)[:need]
+        if picks.size == need:
+            return window[picks], int(picks[-1]) + 1
+        rest = np.setdiff1d(np.arange(self.n_rows), chosen)  # tiny corpora only
+        return rng.permutation(rest)[:need], window.size
+
+
+def make_sampler(kind: str, known: np.ndarray, batch_size: int, *, seed: int, rank: int = 0,
+                 world_size: int = 1) -> _EpochBatchSampler:
+    """Build the ``"balanced"`` (:class:`LabelBalancedSampler`) or ``"random"`` sampler.
+
+    Raises:
+        ValueError: unknown kind, or what the sampler raises.
+    """
+    if kind == "balanced":
+        return LabelBalancedSampler(known, batch_size, seed=seed, rank=rank, world_size=world_size)
+    if kind == "random":
+        return RandomBatchSampler(len(known), batch_size, seed=seed, rank=rank, world_size=world_size)
+    raise ValueError(f"unknown sampler {kind!r}; expected 'balanced' or 'random'")

@@ -1,0 +1,82 @@
+"""Loss of one batch for each training method: DALLMi (Algorithm 1), BCE on partial labels, and the
+held-out variational loss used for model selection without labelled data (VPU)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .config import TrainConfig
+from .evaluate import predict_scores
+from .losses import bce_loss, mixup_penalty_per_label, variational_loss, variational_loss_per_label
+from .mixup import draw_pairs, forward_with_mixup, mixup_target
+from .modeling import Encoded
+
+
+@dataclass
+class StepOutput:
+    """The loss to back-propagate (scalar) and its parts as floats for logging."""
+
+    loss: Tensor
+    parts: dict[str, Tensor]
+
+
+def bce_step(model: nn.Module, input_ids: Tensor, attention_mask: Tensor, known: Tensor) -> StepOutput:
+    """BCE on all labels, unknown treated as negative (the "Fine-Tuning" baseline; source fine-tuning).
+
+    Args:
+        input_ids, attention_mask: ``(B, T)`` int64.
+        known: ``(B, L)`` float 0/1 targets.
+    """
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, L)
+    loss = bce_loss(logits, known)
+    return StepOutput(loss, {"bce": loss.detach()})
+
+
+def dallmi_step(model: nn.Module, input_ids: Tensor, attention_mask: Tensor, known: Tensor,
+                known_host: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> StepOutput:
+    """DALLMi loss of one label-balanced batch (Algorithm 1):
+    ``L_final = sum_l L_var^l + lambda * sum_l M_reg^l`` (line 11) with Eq. 1 and Eq. 2-5.
+
+    The batch and its ``L`` mixed rows share one forward pass; ``Phi(s_u)`` comes from the batch's logits
+    and the MixUp term keeps its gradient.
+
+    Args:
+        input_ids, attention_mask: ``(B, T)`` int64 on the model's device.
+        known: ``(B, L)`` float 0/1 on the device; ``known_host`` the same ``(B, L)`` on the host (the
+            pair draw runs there, avoiding a device sync).
+        config: loss form, MixUp place, alpha/beta and lambda (``mixup_weight``).
+        rng: explicit generator of the pairs and ``mu`` (Algorithm 1, lines 4-5).
+
+    Returns:
+        :class:`StepOutput` with parts ``var`` and ``mixup``.
+    """
+    if config.mixup_weight == 0:
+        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, L)
+        var = variational_loss(logits, known, config.loss_form)
+        return StepOutput(var, {"var": var.detach(), "mixup": torch.zeros((), device=var.device)})
+    pairs = draw_pairs(known_host, config.alpha, config.beta, rng).to(input_ids.device)
+    logits, mixed_logits = forward_with_mixup(model, input_ids, attention_mask, pairs, config.mixup_at)
+    var = variational_loss(logits, known, config.loss_form)
+    labels = torch.arange(logits.shape[1], device=logits.device)
+    target = mixup_target(pairs.mu, logits[pairs.unl_idx, labels])  # (L,) Eq. 5
+    mix = mixup_penalty_per_label(target, mixed_logits, pairs.valid).sum()  # Eq. 2 summed over labels
+    loss = var + config.mixup_weight * mix
+    return StepOutput(loss, {"var": var.detach(), "mixup": mix.detach()})
+
+
+@torch.no_grad()
+def heldout_variational_loss(model: nn.Module, encoded: Encoded, known: np.ndarray, config: TrainConfig,
+                             device: torch.device) -> float:
+    """Variational loss (Eq. 1, summed over labels) of a whole held-out positive-unlabeled split, in eval
+    mode: the model-selection criterion of VPU when no labelled target data exists (lower is better).
+
+    Args:
+        encoded: the held-out split, ``N`` rows; ``known``: its ``(N, L)`` known positives.
+    """
+    scores = predict_scores(model, encoded, batch_size=config.eval_batch_size, device=device)  # (N, L)
+    logits = torch.logit(torch.from_numpy(scores).double().clamp(1e-12, 1 - 1e-12))
+    return float(variational_loss_per_label(logits, torch.from_numpy(known).bool(), config.loss_form).sum())
