@@ -1,0 +1,1 @@
+"""The DALLMi REST service: corpora, adaptation jobs, a model registry and predictions over HTTP."""

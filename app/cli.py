@@ -1,0 +1,67 @@
+"""The ``dallmi`` console script: dallmi_core's commands plus ``serve`` (API and one worker)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Annotated
+
+import typer
+
+from app.config import get_settings
+
+
+def worker_command(queue: str) -> list[str]:
+    """The command line of one training worker (solo pool: one job at a time, no forked GPU state)."""
+    return [
+        sys.executable, "-m", "celery", "-A", "worker.main", "worker", "--pool", "solo", "-Q", queue,
+        "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]  # fmt: skip
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to bind")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes of the API")] = 1,
+    with_worker: Annotated[bool, typer.Option(help="also start one Celery training worker")] = True,
+) -> None:
+    """Run the service on this machine: migrate, register minilm-l6, start one training worker and the API.
+
+    Defaults need no server: SQLite and a filesystem broker under ./.dallmi/ (see docs/service.md).
+    """
+    import uvicorn
+
+    from app.db import make_sessionmaker
+    from app.jobs.service import requeue_orphans
+    from app.migrate import prestart
+    from app.queue import JobQueue
+
+    settings = get_settings()
+    prestart(settings)
+    worker = subprocess.Popen(worker_command(settings.train_queue)) if with_worker else None
+    if worker is not None and settings.broker_url.startswith("filesystem://"):
+        with make_sessionmaker(settings.database_url)() as session:
+            requeue_orphans(session, enqueue=JobQueue(settings).send_train, heartbeat_timeout_s=0)
+    try:
+        uvicorn.run("app.main:app", host=host, port=port, workers=workers)
+    finally:
+        if worker is not None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+
+def main() -> None:
+    """Entry point of the ``dallmi`` console script."""
+    try:
+        from dallmi_core.cli import app
+    except ImportError:  # the library's CLI is optional for the service
+        app = typer.Typer(help="DALLMi")
+    app.command("serve")(serve)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Service settings: one pydantic-settings class, read from ``DALLMI_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = Path(".dallmi")
+
+
+class Settings(BaseSettings):
+    """Everything the API and the worker read from the environment (prefix ``DALLMI_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DALLMI_", env_file=".env", extra="ignore")
+
+    database_url: str = f"sqlite:///{DEFAULT_HOME}/dallmi.db"
+    """SQLAlchemy URL; ``postgresql+psycopg://...`` in production, SQLite for the embedded mode."""
+    broker_url: str = "filesystem://"
+    """Celery broker; ``redis://...`` in production, ``filesystem://`` (no server) for the embedded mode."""
+    artifacts_dir: Path = DEFAULT_HOME / "artifacts"
+    """Uploaded corpora, job training state and model checkpoints (a shared volume in compose)."""
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    """Largest accepted corpus upload; a larger one gets 413."""
+    train_queue: str = "train"
+    """Celery queue the training tasks go to."""
+    visibility_timeout_s: int = Field(default=6 * 3600, gt=0)
+    """Redis: seconds before an unacknowledged task (e.g. of a killed worker) is delivered again."""
+    heartbeat_timeout_s: float = Field(default=120.0, gt=0)
+    """A running job whose heartbeat is older than this is taken to be orphaned by a dead worker."""
+    model_cache_size: int = Field(default=4, ge=1)
+    """How many model versions the API keeps loaded for prediction."""
+    predict_batch_size: int = Field(default=32, ge=1)
+    """Largest micro-batch of texts scored in one forward pass."""
+    predict_batch_wait_ms: float = Field(default=5.0, ge=0)
+    """How long a prediction waits for other requests to join its micro-batch."""
+    max_predict_texts: int = Field(default=256, ge=1)
+    """Most texts in one ``POST /predict``."""
+    builtin_base_model: str = "minilm-l6"
+    """Base model registered on first start."""
+    device: str = "auto"
+    """Torch device for prediction in the API process."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("DALLMI_DATABASE_URL must be a sqlite:// or postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _known_broker(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "filesystem://", "sqla+", "amqp://")):
+            raise ValueError("DALLMI_BROKER_URL must be redis://, filesystem://, sqla+... or amqp://")
+        return value
+
+    @model_validator(mode="after")
+    def _absolute_artifacts(self) -> Settings:
+        self.artifacts_dir = self.artifacts_dir.expanduser().resolve()
+        return self
+
+    @property
+    def broker_dir(self) -> Path:
+        """Folder of the ``filesystem://`` broker (embedded mode)."""
+        return self.artifacts_dir.parent / "broker"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once; tests replace it through ``app.dependency_overrides``."""
+    return Settings()
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -1,0 +1,63 @@
+"""HTTP routes of corpora."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, UploadFile, status
+
+from app.config import SettingsDep
+from app.corpora import service
+from app.corpora.schemas import CorporaPublic, CorpusFormat, CorpusPublic
+from app.db import SessionDep
+from app.deps import StoreDep
+
+router = APIRouter(prefix="/corpora", tags=["corpora"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=CorpusPublic)
+def upload_corpus(
+    session: SessionDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    file: Annotated[UploadFile, File(description="CSV (wide or labels-column) or JSONL")],
+    name: Annotated[str, Form(max_length=200)] = "",
+    format: Annotated[CorpusFormat, Form()] = "auto",
+    labels_column: Annotated[str, Form()] = "labels",
+    label_sep: Annotated[str, Form(min_length=1)] = "|",
+):
+    """Upload a corpus; it is validated whole and stored only when valid."""
+    return service.create_corpus(
+        session,
+        store=store,
+        name=name,
+        filename=file.filename or "upload",
+        stream=file.file,
+        max_bytes=settings.max_upload_bytes,
+        format=format,
+        labels_column=labels_column,
+        label_sep=label_sep,
+    )
+
+
+@router.get("", response_model=CorporaPublic)
+def list_corpora(
+    session: SessionDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+):
+    """Stored corpora, newest first."""
+    rows, count = service.list_corpora(session, offset=offset, limit=limit)
+    return CorporaPublic(data=[CorpusPublic.model_validate(r) for r in rows], count=count)
+
+
+@router.get("/{corpus_id}", response_model=CorpusPublic)
+def get_corpus(session: SessionDep, corpus_id: int):
+    """One corpus."""
+    return service.get_corpus(session, corpus_id=corpus_id)
+
+
+@router.delete("/{corpus_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_corpus(session: SessionDep, store: StoreDep, corpus_id: int) -> None:
+    """Delete a corpus; refused while a queued or running job uses it."""
+    service.delete_corpus(session, store=store, corpus_id=corpus_id)

@@ -1,0 +1,1 @@
+"""Training jobs: fine-tuning and adaptation run by Celery workers."""

@@ -1,0 +1,110 @@
+"""Pydantic schemas of the jobs API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from app.models.schemas import ModelName
+
+
+class FinetuneCreate(BaseModel):
+    """Supervised fine-tuning of a base model on a fully labelled source corpus."""
+
+    corpus_id: int
+    base_model: str = Field(description="NAME, NAME:VERSION or NAME@ALIAS", min_length=1, max_length=300)
+    name: ModelName = Field(description="model name the resulting version is registered under")
+    eval_corpus_id: int | None = None
+    params: dict = Field(default_factory=dict, description="dallmi_core.TrainConfig fields")
+
+
+class AdaptCreate(FinetuneCreate):
+    """Adaptation of a fine-tuned model to a partially labelled target corpus."""
+
+    method: Literal["dallmi", "bce"] = "dallmi"
+    label_map: dict[str, str] | None = Field(
+        default=None, description="target label -> base model label, where the names differ"
+    )
+
+
+class JobSubmitted(BaseModel):
+    """Answer to a submission."""
+
+    job_id: int
+    status: str
+
+
+class JobProgress(BaseModel):
+    """Where a running job is."""
+
+    epoch: int
+    epochs: int
+    step: int
+    total_steps: int
+    loss: float | None
+    eta_s: float | None
+
+
+class JobPublic(BaseModel):
+    """A job with its progress, per-epoch metrics and result."""
+
+    id: int
+    kind: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    name: str
+    method: str
+    corpus_id: int | None
+    eval_corpus_id: int | None
+    base_model: str
+    params: dict
+    label_map: dict[str, str] | None
+    progress: JobProgress
+    metrics: list[dict]
+    error: str | None
+    cancel_requested: bool
+    attempts: int
+    result_version: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class JobsPublic(BaseModel):
+    """A page of jobs."""
+
+    data: list[JobPublic]
+    count: int
+
+
+def job_public(job) -> JobPublic:
+    """The public form of a ``Job`` row."""
+    return JobPublic(
+        id=job.id,
+        kind=job.kind,
+        status=job.status,
+        name=job.name,
+        method=job.method,
+        corpus_id=job.corpus_id,
+        eval_corpus_id=job.eval_corpus_id,
+        base_model=job.base_version.ref,
+        params=job.params,
+        label_map=job.label_map,
+        progress=JobProgress(
+            epoch=job.epoch,
+            epochs=job.epochs,
+            step=job.step,
+            total_steps=job.total_steps,
+            loss=job.loss,
+            eta_s=job.eta_s,
+        ),
+        metrics=[e.metrics for e in job.epoch_metrics],
+        error=job.error,
+        cancel_requested=job.cancel_requested,
+        attempts=job.attempts,
+        result_version=job.result_version.ref if job.result_version else None,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )

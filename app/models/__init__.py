@@ -1,0 +1,1 @@
+"""The model registry: base models, trained versions with lineage, aliases."""

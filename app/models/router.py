@@ -1,0 +1,70 @@
+"""HTTP routes of the model registry."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, status
+
+from app.db import SessionDep
+from app.models import service
+from app.models.schemas import (
+    AliasesPublic,
+    AliasEventPublic,
+    AliasPublic,
+    AliasUpdate,
+    BaseModelCreate,
+    ModelPublic,
+    ModelsPublic,
+    ModelVersionPublic,
+    model_public,
+    version_public,
+)
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+AliasName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
+
+
+@router.post("/base", status_code=status.HTTP_201_CREATED, response_model=ModelVersionPublic)
+def register_base_model(session: SessionDep, request: BaseModelCreate):
+    """Register an encoder (``minilm-l6``, a local folder or a hub name) to fine-tune from."""
+    return version_public(service.register_base_model(session, name=request.name, source=request.source))
+
+
+@router.get("", response_model=ModelsPublic)
+def list_models(session: SessionDep):
+    """Every model with its versions and aliases."""
+    rows = service.list_models(session)
+    data = [model_public(m, service.aliases_of(session, model_id=m.id)) for m in rows]
+    return ModelsPublic(data=data, count=len(data))
+
+
+@router.get("/{name}", response_model=ModelPublic)
+def get_model(session: SessionDep, name: str):
+    """One model with its versions."""
+    model = service.get_model(session, name=name)
+    return model_public(model, service.aliases_of(session, model_id=model.id))
+
+
+@router.get("/{name}/versions/{version}", response_model=ModelVersionPublic)
+def get_version(session: SessionDep, name: str, version: int):
+    """A version: metrics, thresholds, labels, parent version, job and corpus hashes."""
+    return version_public(service.get_version(session, name=name, version=version))
+
+
+@router.put("/{name}/aliases/{alias}", response_model=AliasPublic)
+def move_alias(session: SessionDep, name: str, alias: AliasName, request: AliasUpdate):
+    """Point an alias (e.g. ``production``) at a version; the move is appended to the alias history."""
+    row = service.move_alias(session, name=name, alias=alias, version=request.version)
+    return AliasPublic(alias=row.alias, version=request.version, updated_at=row.updated_at)
+
+
+@router.get("/{name}/aliases", response_model=AliasesPublic)
+def list_aliases(session: SessionDep, name: str):
+    """Current aliases and the append-only history of their moves."""
+    current, history = service.alias_history(session, name=name)
+    return AliasesPublic(
+        aliases=[AliasPublic(alias=a, version=v, updated_at=t) for a, v, t in current],
+        history=[AliasEventPublic(alias=a, from_version=f, to_version=t, moved_at=m) for a, f, t, m in history],
+    )

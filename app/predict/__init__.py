@@ -1,0 +1,1 @@
+"""Multi-label prediction with registered versions: bounded model cache and micro-batching."""

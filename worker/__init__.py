@@ -1,0 +1,1 @@
+"""Celery workers that run dallmi_core training jobs."""
