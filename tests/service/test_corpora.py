@@ -32,7 +32,7 @@ def test_upload_wide_csv_reports_rows_labels_positives_and_hash(client):
 
 
 def test_labels_column_csv_and_jsonl_give_the_same_corpus(client):
-    labels_csv = b'id,text,labels\n1,first text,A\n2,second text,B\n3,third text,A|B\n'
+    labels_csv = b"id,text,labels\n1,first text,A\n2,second text,B\n3,third text,A|B\n"
     jsonl = b"\n".join(
         json.dumps({"id": i, "text": t, "labels": ls}).encode()
         for i, t, ls in [("1", "first text", ["A"]), ("2", "second text", ["B"]), ("3", "third text", ["A", "B"])]
