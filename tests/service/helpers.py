@@ -82,9 +82,9 @@ class WorkerProcess:
         """Start the worker and wait until it consumes."""
         from app.cli import worker_command
 
-        log = self.log_path.open("ab")
         command_line = [*worker_command(self.settings.train_queue), "-n", f"test-{uuid.uuid4().hex[:6]}@%h"]
-        self.proc = subprocess.Popen(command_line, cwd=REPO, env=self.env(), stdout=log, stderr=log)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(command_line, cwd=REPO, env=self.env(), stdout=log, stderr=log)
         wait_for(lambda: b" ready." in self.log_path.read_bytes(), timeout=120, what="worker ready")
         return self
 
