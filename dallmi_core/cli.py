@@ -20,7 +20,7 @@ from .train import Progress as TrainProgress
 
 app = typer.Typer(help="DALLMi: adapt BERT-family multi-label classifiers to a partially labelled domain.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 ParamsOpt = Annotated[list[str] | None, typer.Option(
     "--param", "-p", help="Training parameter KEY=VALUE (JSON value), e.g. -p epochs=3 -p lr=3e-5.")]

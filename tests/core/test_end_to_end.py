@@ -132,3 +132,17 @@ def test_adapt_refuses_a_label_mismatch_and_missing_positives(source_run, pubmed
     no_pos.y[:, 0] = 0
     with pytest.raises(ValueError, match="no known positive: A"):
         _adapt(base, no_pos, tmp_path / "y")
+
+
+def test_vpu_model_selection_without_labelled_data(source_run, pubmed, tmp_path):
+    base = source_run[0].checkpoint_dir
+    target = hide_labels(pubmed["target_train"].subset(range(100)), 0.5, seed=1)
+    result = _adapt(base, target, tmp_path / "vpu", epochs=3, val_fraction=0.25, selection="best")
+    losses = [h["val_variational_loss"] for h in result.history]
+    assert len(losses) == 3 and all(np.isfinite(losses))
+    best = load_file(str(tmp_path / "vpu" / "best.safetensors"))
+    chosen = _weights(result.checkpoint_dir)
+    for name in best:
+        torch.testing.assert_close(chosen[name], best[name], rtol=0, atol=0)
+    assert result.metrics == {}  # no labelled evaluation set: no figures, thresholds stay 0.5
+    assert load_checkpoint_meta(result.checkpoint_dir)["thresholds"] == [0.5] * 14
