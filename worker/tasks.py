@@ -45,11 +45,14 @@ class TrainingTask(Task):
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,
-    # No automatic retries: a failure is recorded on the job; POST /jobs/{id}/retry queues it again.
-    max_retries=0,
+    # A training failure is recorded on the job, not retried (POST /jobs/{id}/retry queues it again);
+    # the only retry is of a delivery that finds the job held by a live worker (see JobBusy).
+    max_retries=None,
 )
 def train(self: TrainingTask, job_id: int) -> None:
     """Run training job ``job_id`` (fine-tuning or adaptation) to a final status."""
-    training.run_job(
-        self.sessions, job_id=job_id, store=self.store, heartbeat_timeout_s=self.settings.heartbeat_timeout_s
-    )
+    timeout = self.settings.heartbeat_timeout_s
+    try:
+        training.run_job(self.sessions, job_id=job_id, store=self.store, heartbeat_timeout_s=timeout)
+    except training.JobBusy as exc:
+        raise self.retry(countdown=timeout, exc=exc) from exc

@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 class JobCallback(Callback):
     """Writes progress (at most every ``min_interval_s``) and epoch metrics; reads the cancel flag."""
 
-    def __init__(self, sessions: sessionmaker[Session], job_id: int, min_interval_s: float = 1.0) -> None:
-        self.sessions, self.job_id, self.min_interval_s = sessions, job_id, min_interval_s
+    def __init__(self, sessions: sessionmaker[Session], job_id: int, attempt: int, min_interval_s: float = 1.0) -> None:
+        self.sessions, self.job_id, self.attempt, self.min_interval_s = sessions, job_id, attempt, min_interval_s
         self._last_write = 0.0
 
     def _write_progress(self, progress: Progress, session: Session) -> None:
@@ -69,8 +69,8 @@ class JobCallback(Callback):
                 self._write_progress(progress, session)
 
     def on_epoch_end(self, progress: Progress, metrics: dict) -> None:
-        """One metrics row per epoch (replaced if a redelivered run repeats the epoch)."""
-        clean = {k: v for k, v in metrics.items() if k != "per_label"}
+        """One metrics row per epoch, tagged with the attempt that ran it (replaced if an epoch is redone)."""
+        clean = {**{k: v for k, v in metrics.items() if k != "per_label"}, "attempt": self.attempt}
         with self.sessions.begin() as session:
             self._write_progress(progress, session)
             row = session.scalar(
@@ -87,15 +87,23 @@ class JobCallback(Callback):
             return bool(session.scalar(select(Job.cancel_requested).where(Job.id == self.job_id)))
 
 
+class JobBusy(Exception):
+    """The job is running on a worker whose heartbeat is fresh; try this delivery again later."""
+
+
 def _claim(session: Session, job_id: int, heartbeat_timeout_s: float) -> Job | None:
-    """Mark the job running, or None when it is finished, cancelled or held by a live worker."""
+    """Mark the job running, or None when it is gone, finished or cancelled.
+
+    Raises:
+        JobBusy: another worker's heartbeat on the job is younger than ``heartbeat_timeout_s``.
+    """
     job = session.get(Job, job_id, with_for_update=True)
     if job is None or job.status in FINAL_STATUSES:
         return None
     fresh = utcnow() - timedelta(seconds=heartbeat_timeout_s)
     if job.status == RUNNING and job.heartbeat_at is not None and job.heartbeat_at > fresh:
-        log.warning("job %s is running on a live worker; skipping this delivery", job_id)
-        return None
+        session.rollback()
+        raise JobBusy(f"job {job_id} has a live worker")
     if job.cancel_requested:
         job.status, job.finished_at = CANCELLED, utcnow()
         session.commit()
@@ -165,13 +173,17 @@ def _finish(sessions: sessionmaker[Session], job_id: int, **values) -> None:
 
 
 def run_job(sessions: sessionmaker[Session], *, job_id: int, store: ArtifactStore, heartbeat_timeout_s: float) -> None:
-    """Run one job to a final status; safe to call again for the same job (redelivery)."""
+    """Run one job to a final status; safe to call again for the same job (redelivery).
+
+    Raises:
+        JobBusy: the job is held by a live worker (the task retries later).
+    """
     with sessions() as session:
         job = _claim(session, job_id, heartbeat_timeout_s)
         if job is None:
             return
         try:
-            checkpoint = _train(session, job, store, JobCallback(sessions, job_id))
+            checkpoint = _train(session, job, store, JobCallback(sessions, job_id, job.attempts))
         except TrainingCancelled:
             _finish(sessions, job_id, status=CANCELLED)
             shutil.rmtree(store.job_dir(job_id), ignore_errors=True)
