@@ -25,7 +25,7 @@ RUN pip install -e . \
     && mkdir -p /data/artifacts \
     && chown -R dallmi:dallmi /data
 
-USER dallmi
+USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"]

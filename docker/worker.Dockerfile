@@ -23,7 +23,7 @@ RUN pip install -e . \
     && mkdir -p /data/artifacts \
     && chown -R dallmi:dallmi /data
 
-USER dallmi
+USER 10001:10001
 HEALTHCHECK --interval=30s --timeout=15s --start-period=60s --retries=3 \
     CMD ["sh", "-c", "celery -A worker.main inspect ping --destination celery@$(hostname) --timeout 10"]
 # Warm shutdown on SIGTERM finishes nothing mid-way: an interrupted job is redelivered (acks_late) and
