@@ -126,7 +126,7 @@ def load_train_state(path: Path, model: torch.nn.Module) -> tuple[dict[str, Any]
 
 def rng_state(generator: np.random.Generator) -> dict[str, Any]:
     """JSON-serialisable state of a NumPy generator."""
-    return generator.bit_generator.state
+    return dict(generator.bit_generator.state)
 
 
 def restore_rng(state: dict[str, Any]) -> np.random.Generator:

@@ -20,7 +20,7 @@ DEFAULT_THRESHOLD = 0.5
 
 
 @torch.no_grad()
-def predict_scores(model: torch.nn.Module, encoded: Encoded, *, batch_size: int = 64,
+def predict_scores(model: Any, encoded: Encoded, *, batch_size: int = 64,
                    device: torch.device | str = "cpu") -> np.ndarray:
     """Sigmoid scores of every row, in eval mode (no dropout).
 

@@ -8,6 +8,7 @@ gradient (Algorithm 1, line 12 back-propagates it).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,7 +53,7 @@ def draw_pairs(known: np.ndarray, alpha: float, beta: float, rng: np.random.Gene
     pos_idx = np.argmax(np.where(known, keys, -1.0), axis=0)  # (L,)
     unl_idx = np.argmax(np.where(~known, keys, -1.0), axis=0)  # (L,)
     valid = known.any(axis=0) & (~known).any(axis=0)  # (L,)
-    mu = rng.beta(alpha, beta, size=known.shape[1]).astype(np.float32)  # (L,)
+    mu = np.asarray(rng.beta(alpha, beta, size=known.shape[1]), dtype=np.float32)  # (L,)
     return MixupPairs(torch.from_numpy(pos_idx), torch.from_numpy(unl_idx), torch.from_numpy(mu),
                       torch.from_numpy(valid))
 
@@ -78,8 +79,8 @@ def _lerp(x: Tensor, pairs: MixupPairs) -> Tensor:
     return mu * x[pairs.pos_idx] + (1.0 - mu) * x[pairs.unl_idx]
 
 
-def _bert_parts(model: nn.Module) -> tuple[nn.Module, nn.Module, nn.Module]:
-    base = model.base_model
+def _bert_parts(model: nn.Module) -> tuple[Any, Any, Any]:
+    base: Any = model.base_model
     pooler, dropout, head = getattr(base, "pooler", None), getattr(model, "dropout", None), \
         getattr(model, "classifier", None)
     if pooler is None or dropout is None or not isinstance(head, nn.Linear):
@@ -91,7 +92,7 @@ def _bert_parts(model: nn.Module) -> tuple[nn.Module, nn.Module, nn.Module]:
 
 
 def forward_with_mixup(
-    model: nn.Module, input_ids: Tensor, attention_mask: Tensor, pairs: MixupPairs, at: MixupAt = "word"
+    model: Any, input_ids: Tensor, attention_mask: Tensor, pairs: MixupPairs, at: MixupAt = "word"
 ) -> tuple[Tensor, Tensor]:
     """One forward pass of the batch and its ``L`` mixed rows (Fig. 3; Fig. 4 for the three places).
 

@@ -113,7 +113,8 @@ def _setup(*, base: str, corpus: Corpus, config: TrainConfig, method: Method, ou
            eval_corpus: Corpus | None, resume: bool) -> _Run:
     device = resolve_device(config.device)
     model, tokenizer = load_classifier(base, corpus.labels, seed=config.seed)
-    model.to(device).train()
+    model.to(device)  # type: ignore[arg-type]
+    model.train()
     train, val = corpus, None
     if config.val_fraction > 0:
         train, val = split_holdout(corpus, config.val_fraction, config.seed)
