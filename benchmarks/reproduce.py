@@ -1,0 +1,144 @@
+"""Reproduce the DALLMi paper's Table 2 (none / bce / dallmi at label ratios, bce at 100%), its ablations
+(Table 3: MixUp place, log loss), its sampler comparison (Table 4) and Fig. 5 (mAP per epoch) on the corpora
+of ../shared/data/, following the evaluation protocol of ../shared/data/README.md.
+
+Every finished cell (corpus, method, variant, ratio, seed, settings) is cached as one JSON file under
+``--cache`` keyed by its full config, so a stopped run resumes where it stopped (a cell whose training was
+interrupted resumes from its last epoch). ``--report`` regenerates docs/results.md and docs/img/*.png from
+the cache for the cells the other options define.
+
+    # the full protocol (MiniLM-L6 on this CPU machine; hours per corpus)
+    python benchmarks/reproduce.py --corpus pubmed
+    python benchmarks/reproduce.py --corpus pubmed --report
+    # a smoke run
+    python benchmarks/reproduce.py --corpus pubmed --seeds 0 --ratios 0.5 --epochs 1 --max-tokens 64 \\
+        --max-source-rows 200 --ablations
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from reproduce_cells import ABLATIONS, METHODS, Cell, CellCache, Settings, data_hashes, load_corpora, plan_cells
+from reproduce_report import write_report
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--corpus", nargs="+", default=["pubmed", "reuters", "movies"])
+    p.add_argument("--ratios", nargs="+", type=float, default=[0.5, 0.3, 0.1])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--methods", nargs="*", choices=METHODS, default=list(METHODS),
+                   help="none, bce, dallmi and upper (bce at 100%% labels)")
+    p.add_argument("--ablations", nargs="*", choices=ABLATIONS, default=list(ABLATIONS),
+                   help="DALLMi variants (give the flag alone for none)")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--max-tokens", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--max-source-rows", type=int, default=0, help="0: all rows of source.csv")
+    p.add_argument("--max-train-rows", type=int, default=0, help="0: all rows of target_train.csv")
+    p.add_argument("--base", default="minilm-l6", help="encoder: minilm-l6, a local folder or a hub name")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--data-dir", type=Path, default=DATA)
+    p.add_argument("--cache", type=Path, default=ROOT / "runs" / "reproduce")
+    p.add_argument("--docs-dir", type=Path, default=ROOT / "docs")
+    p.add_argument("--via-api", metavar="URL", help="submit the cells through the service's REST API")
+    p.add_argument("--report", action="store_true", help="only regenerate the report from cached cells")
+    p.add_argument("--dry-run", action="store_true", help="list the planned cells and whether they are cached")
+    p.add_argument("--keep-checkpoints", action="store_true", help="keep adapted checkpoints under --cache")
+    return p.parse_args(argv)
+
+
+def settings_of(args: argparse.Namespace) -> Settings:
+    return Settings(base=args.base, epochs=args.epochs, max_length=args.max_tokens, batch_size=args.batch_size,
+                    lr=args.lr, max_source_rows=args.max_source_rows, max_train_rows=args.max_train_rows,
+                    device=args.device, via="api" if args.via_api else "core")
+
+
+def _runner(args: argparse.Namespace, cache: CellCache) -> Any:
+    """A function ``(cell, hashes, corpora) -> record`` for the chosen way of running."""
+    if args.via_api:
+        from reproduce_api import ApiClient, ApiRunner
+
+        api = ApiRunner(ApiClient(args.via_api), args.via_api, cache)
+        return api.run_cell
+    from reproduce_local import run_cell
+
+    return lambda cell, hashes, corpora: run_cell(cell, cache, hashes, corpora,
+                                                  keep_checkpoints=args.keep_checkpoints)
+
+
+def run(cells: list[Cell], args: argparse.Namespace, cache: CellCache) -> list[str]:
+    """Run every planned cell not cached yet; returns the names of the cells that failed."""
+    hashes = {c: data_hashes(args.data_dir, c) for c in args.corpus}
+    corpora: dict[str, Any] = {}
+    runner, failed = None, []
+    for i, cell in enumerate(cells, 1):
+        cached = cache.load(cell, hashes[cell.corpus])
+        if cached is not None or args.dry_run:
+            state = "cached" if cached is not None else "to run"
+            print(f"[{i}/{len(cells)}] {cell.name}: {state}", flush=True)
+            continue
+        runner = runner or _runner(args, cache)
+        if cell.corpus not in corpora:
+            corpora[cell.corpus] = load_corpora(args.data_dir, cell.corpus, cell.settings)
+        start = time.perf_counter()
+        try:
+            record = runner(cell, hashes[cell.corpus], corpora[cell.corpus])
+        except Exception as exc:  # one failed cell must not lose a night's run; reported at the end
+            print(f"[{i}/{len(cells)}] {cell.name}: FAILED {type(exc).__name__}: {exc}", flush=True)
+            failed.append(cell.name)
+            continue
+        m = record["metrics"]
+        print(f"[{i}/{len(cells)}] {cell.name}: mAP {m['mAP']:.4f} micro AP {m['micro_AP']:.4f} "
+              f"macro F1 {m['macro_F1']:.4f} ROC AUC {m['roc_auc']:.4f}  "
+              f"{time.perf_counter() - start:.1f} s", flush=True)
+    return failed
+
+
+def collect(cells: list[Cell], args: argparse.Namespace, cache: CellCache) -> dict[Cell, dict[str, Any]]:
+    """The cached records of the planned cells and of their source models; writes ``<cache>/results.json``."""
+    hashes = {c: data_hashes(args.data_dir, c) for c in args.corpus}
+    records: dict[Cell, dict[str, Any]] = {}
+    for cell in [*cells, *dict.fromkeys(c.source() for c in cells)]:
+        record = cache.load(cell, hashes[cell.corpus])
+        if record is not None:
+            records[cell] = record
+    cache.root.mkdir(parents=True, exist_ok=True)
+    (cache.root / "results.json").write_text(json.dumps(list(records.values()), indent=1), encoding="utf-8")
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cache = CellCache(args.cache)
+    cells = plan_cells(args.corpus, ratios=args.ratios, seeds=args.seeds, methods=args.methods,
+                       ablations=args.ablations, settings=settings_of(args))
+    failed = [] if args.report else run(cells, args, cache)
+    records = collect(cells, args, cache)
+    if args.report:
+        command = "python benchmarks/reproduce.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+        path = write_report(records, corpora=args.corpus, ratios=args.ratios, planned=len(cells),
+                            docs_dir=args.docs_dir, data_dir=args.data_dir, command=command)
+        print(f"wrote {path}")
+    if failed:
+        print(f"{len(failed)} cell(s) failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

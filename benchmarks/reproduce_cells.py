@@ -1,0 +1,176 @@
+"""Cells of the reproduction benchmark: what one cell is, how cells are planned from the options, keyed by
+their full config and cached on disk as one JSON file per cell (see ``benchmarks/reproduce.py``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dallmi_core import Corpus, TrainConfig, read_corpus
+
+FILES = ("source", "target_train", "target_test")
+VARIANTS: dict[str, dict[str, str]] = {
+    "default": {},
+    "mixup_encoder": {"mixup_at": "encoder"},
+    "mixup_pooled": {"mixup_at": "pooled"},
+    "log_loss": {"loss_form": "log"},
+    "random_sampler": {"sampler": "random"},
+}
+"""DALLMi variants: the paper's method and its ablations (Table 3 i and ii, Table 4)."""
+ABLATIONS = ("mixup_encoder", "mixup_pooled", "log_loss", "random_sampler")
+METHODS = ("none", "bce", "dallmi", "upper")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The budget options shared by every cell of a run."""
+
+    base: str = "minilm-l6"
+    epochs: int = 12
+    max_length: int = 128
+    batch_size: int = 64
+    lr: float = 5e-5
+    max_source_rows: int = 0
+    """0: every row of source.csv; else a fixed random subset (seed 0) of that many rows."""
+    max_train_rows: int = 0
+    """0: every row of target_train.csv; else a fixed random subset (seed 0)."""
+    device: str = "auto"
+    via: str = "core"
+    """'core' (dallmi_core called directly) or 'api' (the REST service)."""
+
+    def train_config(self, seed: int, variant: str = "default") -> TrainConfig:
+        """The TrainConfig of a cell: selection stays 'last' (never tuned on the test set)."""
+        return TrainConfig(batch_size=self.batch_size, lr=self.lr, epochs=self.epochs, max_length=self.max_length,
+                           seed=seed, device=self.device, selection="last", **VARIANTS[variant])  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One evaluated model: ``method`` in none|bce|dallmi|source, label ``ratio`` (1.0 = all labels)."""
+
+    corpus: str
+    method: str
+    ratio: float
+    seed: int
+    variant: str = "default"
+    settings: Settings = field(default_factory=Settings)
+
+    @property
+    def name(self) -> str:
+        return f"{self.corpus}-{self.method}-{self.variant}-r{self.ratio:g}-s{self.seed}"
+
+    def spec(self, data_hashes: dict[str, str]) -> dict[str, Any]:
+        """The full config the cell is keyed by (the data files' hashes included)."""
+        config = self.settings.train_config(self.seed, self.variant).to_dict()
+        return {"cell": {k: v for k, v in asdict(self).items() if k != "settings"},
+                "settings": asdict(self.settings), "train_config": config, "data": data_hashes}
+
+    def key(self, data_hashes: dict[str, str]) -> str:
+        text = json.dumps(self.spec(data_hashes), sort_keys=True)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+    def source(self) -> Cell:
+        """The source-model cell this cell adapts (or evaluates, for 'none')."""
+        return Cell(self.corpus, "source", 1.0, self.seed, "default", self.settings)
+
+
+def plan_cells(corpora: list[str], *, ratios: list[float], seeds: list[int], methods: list[str],
+               ablations: list[str], settings: Settings) -> list[Cell]:
+    """Every cell of a run, main table first then ablations, seed by seed (so early results are usable).
+
+    ``methods``: none, bce, dallmi, upper (bce at r = 1.0). ``ablations``: DALLMi variants at every ratio,
+    except ``random_sampler`` (Table 4) which runs at r = 0.5 only.
+    """
+    cells: list[Cell] = []
+    for corpus in corpora:
+        for seed in seeds:
+            if "none" in methods:
+                cells.append(Cell(corpus, "none", 1.0, seed, settings=settings))
+            if "upper" in methods:
+                cells.append(Cell(corpus, "bce", 1.0, seed, settings=settings))
+            for ratio in ratios:
+                cells += [Cell(corpus, m, ratio, seed, settings=settings) for m in ("bce", "dallmi") if m in methods]
+    for corpus in corpora:
+        for seed in seeds:
+            for variant in ablations:
+                var_ratios = [r for r in ratios if r == 0.5] if variant == "random_sampler" else ratios
+                cells += [Cell(corpus, "dallmi", r, seed, variant, settings) for r in var_ratios]
+    return cells
+
+
+def data_hashes(data_dir: Path, corpus: str) -> dict[str, str]:
+    """sha256 (16 hex) of each of the corpus's three CSV files."""
+    return {name: hashlib.sha256((data_dir / corpus / f"{name}.csv").read_bytes()).hexdigest()[:16]
+            for name in FILES}
+
+
+def _subset(corpus: Corpus, max_rows: int) -> Corpus:
+    if not max_rows or max_rows >= corpus.n_rows:
+        return corpus
+    import numpy as np
+
+    order = np.random.default_rng(0).permutation(corpus.n_rows)
+    return corpus.subset(np.sort(order[:max_rows]))
+
+
+def load_corpora(data_dir: Path, corpus: str, settings: Settings) -> dict[str, Corpus]:
+    """source, target_train (both capped by the row options) and target_test (always whole)."""
+    out = {name: read_corpus(data_dir / corpus / f"{name}.csv") for name in FILES}
+    out["source"] = _subset(out["source"], settings.max_source_rows)
+    out["target_train"] = _subset(out["target_train"], settings.max_train_rows)
+    return out
+
+
+def hardware() -> dict[str, Any]:
+    """CPU model, cores, torch threads and GPU of this machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu,
+            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
+
+
+class CellCache:
+    """One JSON file per finished cell, ``<cache>/cells/<cell name>-<key>.json``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.cells_dir = self.root / "cells"
+
+    def path(self, cell: Cell, hashes: dict[str, str]) -> Path:
+        return self.cells_dir / f"{cell.name}-{cell.key(hashes)}.json"
+
+    def load(self, cell: Cell, hashes: dict[str, str]) -> dict[str, Any] | None:
+        path = self.path(cell, hashes)
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+    def save(self, cell: Cell, hashes: dict[str, str], record: dict[str, Any]) -> Path:
+        """Write atomically (temp file then rename): a killed run never leaves half a cell."""
+        path = self.path(cell, hashes)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        full = {"key": cell.key(hashes), "name": cell.name, **cell.spec(hashes), **record,
+                "hardware": hardware(), "command": " ".join(sys.argv),
+                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(full, indent=1, sort_keys=True, allow_nan=True), encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+    def work_dir(self, cell: Cell, hashes: dict[str, str]) -> Path:
+        """Scratch folder of a cell's training run (resumable state, checkpoint)."""
+        return self.root / "work" / f"{cell.name}-{cell.key(hashes)}"
