@@ -163,3 +163,31 @@ def test_evaluate_scores_uses_best_f1_thresholds_consistently() -> None:
     for j in (0, 2, 3):
         best = max(_f1(y[:, j], scores32[:, j], t) for t in np.unique(scores32[:, j]))
         assert result["per_label"][j]["F1"] == pytest.approx(best)
+
+
+def test_predict_scores_keeps_row_order_and_training_mode() -> None:
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from dallmi_core import predict_scores
+    from dallmi_core.modeling import Encoded
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(
+        vocab_size=60, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        num_labels=3, initializer_range=0.5))
+    lengths = torch.tensor([6, 2, 5, 3, 6, 4, 2])
+    gen = torch.Generator().manual_seed(1)
+    ids = torch.randint(5, 60, (7, 6), generator=gen)
+    ids[torch.arange(6)[None, :] >= lengths[:, None]] = 0  # right padding
+    model.train()
+    scores = predict_scores(model, Encoded(input_ids=ids, lengths=lengths), batch_size=3)
+    assert model.training, "the caller's mode is restored"
+    assert scores.dtype == np.float32 and scores.shape == (7, 3)
+    model.eval()
+    with torch.no_grad():
+        for i, n in enumerate(lengths.tolist()):
+            alone = torch.sigmoid(model(input_ids=ids[i : i + 1, :n],
+                                        attention_mask=torch.ones(1, n, dtype=torch.long)).logits)[0]
+            np.testing.assert_allclose(scores[i], alone.numpy(), atol=1e-5)
+    assert len({tuple(np.round(row, 4)) for row in scores}) == 7  # rows really differ: order is checked
