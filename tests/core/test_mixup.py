@@ -291,3 +291,37 @@ def test_dallmi_step_with_lambda_zero_draws_nothing(model: nn.Module) -> None:
     with torch.no_grad():
         plain = model(input_ids=ids, attention_mask=mask).logits
     torch.testing.assert_close(out.loss, variational_loss(plain, torch.from_numpy(KNOWN), "norm"))
+
+
+# ------------------------------------------------------------------------------------- the other step losses
+
+def test_bce_step_is_bce_on_all_labels(model: nn.Module) -> None:
+    from dallmi_core import bce_loss
+    from dallmi_core.steps import bce_step
+
+    ids, mask = _batch()
+    known = torch.from_numpy(KNOWN).float()
+    out = bce_step(model, ids, mask, known)
+    with torch.no_grad():
+        want = bce_loss(model(input_ids=ids, attention_mask=mask).logits, known)
+    torch.testing.assert_close(out.loss.detach(), want)
+    torch.testing.assert_close(out.parts["bce"], want)
+    assert out.loss.requires_grad
+
+
+@pytest.mark.parametrize("form", ["norm", "log"])
+def test_heldout_variational_loss_equals_eq1_on_eval_logits(model: nn.Module, form: str) -> None:
+    from dallmi_core.modeling import Encoded
+    from dallmi_core.steps import heldout_variational_loss
+
+    ids, mask = _batch()
+    encoded = Encoded(input_ids=ids, lengths=mask.sum(dim=1))
+    model.train()
+    config = TrainConfig(loss_form=form, eval_batch_size=2)  # type: ignore[arg-type]
+    got = heldout_variational_loss(model, encoded, KNOWN, config, torch.device("cpu"))
+    assert isinstance(got, float)
+    assert model.training
+    model.eval()
+    with torch.no_grad():
+        want = variational_loss(model(input_ids=ids, attention_mask=mask).logits, torch.from_numpy(KNOWN), form)
+    assert got == pytest.approx(want.item(), abs=1e-4)
