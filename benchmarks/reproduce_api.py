@@ -123,7 +123,8 @@ class ApiRunner:
         log(f"[api] fine-tuning {source.name}")
         start = time.perf_counter()
         body = {"corpus_id": self.corpus_id(corpora["source"], f"{cell.corpus}-source"),
-                "base_model": cell.settings.base, "name": _model_name(source, hashes), "params": _params(cell, "default")}
+                "base_model": cell.settings.base, "name": _model_name(source, hashes),
+                "params": _params(cell, "default")}
         job = self.client.wait(self.client.submit("finetune", body))
         self.cache.save(source, hashes, {"metrics": {}, "history": job["metrics"], "job_id": job["id"],
                                          "wall_s": time.perf_counter() - start, "train_s": _job_seconds(job)})
@@ -139,7 +140,8 @@ class ApiRunner:
             train = hide_labels(corpora["target_train"], cell.ratio, cell.seed)
             body = {"corpus_id": self.corpus_id(train, f"{cell.corpus}-train-r{cell.ratio:g}-s{cell.seed}"),
                     "base_model": ref, "name": _model_name(cell, hashes), "method": cell.method,
-                    "eval_corpus_id": self.corpus_id(test, f"{cell.corpus}-test"), "params": _params(cell, cell.variant)}
+                    "eval_corpus_id": self.corpus_id(test, f"{cell.corpus}-test"),
+                    "params": _params(cell, cell.variant)}
             job = self.client.wait(self.client.submit("adapt", body))
             ref = job["result_version"]
             record.update(history=job["metrics"], train_s=_job_seconds(job), job_id=job["id"], model=ref,

@@ -135,7 +135,8 @@ def differences(records: dict[Cell, dict[str, Any]], data_dir: Path, corpora: li
     """Data-driven facts on how our setting differs from the paper's."""
     cells = list(records)
     settings = sorted({json.dumps(c.settings.__dict__, sort_keys=True) for c in cells})
-    lines = [f"- Settings of the cells reported (encoder, epochs, tokens, batch, lr, row caps): `{s}`." for s in settings]
+    lines = [f"- Settings of the cells reported (encoder, epochs, tokens, batch, lr, row caps): `{s}`."
+             for s in settings]
     lines.append("- The paper used bert-base-uncased on a GPU, batch 64, lr 5e-5, 12 epochs, 128 tokens, 3 seeds.")
     seeds = sorted({c.seed for c in cells})
     lines.append(f"- Seeds used: {seeds} ({len(seeds)}; the paper used 3). `± x` is the standard deviation "
