@@ -160,11 +160,17 @@ def _train(session: Session, job: Job, store: ArtifactStore, callback: JobCallba
     base = _base_path(job, store)
     kind, method, allow_hub = job.kind, job.method, job.base_version.allow_hub
     session.commit()  # hold no transaction open while training
-    common = dict(corpus=corpus, config=config, out_dir=out_dir, eval_corpus=evaluation, callbacks=[callback])
     with hub_access(allow_hub):
         if kind == "finetune":
-            return finetune(base=base, **common).checkpoint_dir
-        return adapt(base=base, method=method, **common).checkpoint_dir
+            result = finetune(
+                base=base, corpus=corpus, config=config, out_dir=out_dir, eval_corpus=evaluation, callbacks=[callback]
+            )
+        else:
+            result = adapt(
+                base=base, corpus=corpus, config=config, out_dir=out_dir, eval_corpus=evaluation, callbacks=[callback],
+                method="bce" if method == "bce" else "dallmi",
+            )  # fmt: skip
+    return result.checkpoint_dir
 
 
 def _finish(sessions: sessionmaker[Session], job_id: int, **values) -> None:

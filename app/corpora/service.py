@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.artifacts import ArtifactStore
 from app.corpora.orm import Corpus
+from app.corpora.schemas import CorpusFormat
 from app.errors import ConflictError, InvalidInputError, NotFoundError, PayloadTooLargeError
 from app.jobs.orm import ACTIVE_STATUSES, Job
 from dallmi_core import Corpus as CoreCorpus
@@ -29,7 +30,7 @@ def read_limited(stream: BinaryIO, *, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_corpus(data: bytes, *, filename: str, format: str, labels_column: str, label_sep: str) -> CoreCorpus:
+def parse_corpus(data: bytes, *, filename: str, format: CorpusFormat, labels_column: str, label_sep: str) -> CoreCorpus:
     """Validate an upload; a problem becomes a 422 naming the row and what is wrong."""
     if not data.strip():
         raise InvalidInputError("the uploaded file is empty", loc=("body", "file"), type="corpus_error")
@@ -50,7 +51,7 @@ def create_corpus(
     filename: str,
     stream: BinaryIO,
     max_bytes: int,
-    format: str = "auto",
+    format: CorpusFormat = "auto",
     labels_column: str = "labels",
     label_sep: str = "|",
 ) -> Corpus:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -144,7 +145,9 @@ def move_alias(session: Session, *, name: str, alias: str, version: int) -> Mode
     return row
 
 
-def alias_history(session: Session, *, name: str) -> tuple[list[tuple[str, int, object]], list[tuple]]:
+def alias_history(
+    session: Session, *, name: str
+) -> tuple[list[tuple[str, int, datetime]], list[tuple[str, int | None, int, datetime]]]:
     """(current aliases as (alias, version, updated_at), history as (alias, from, to, moved_at))."""
     model = get_model(session, name=name)
     numbers = {v.id: v.version for v in model.versions}
