@@ -22,7 +22,7 @@ from .losses import (
     variational_loss_per_label,
 )
 from .mixup import MixupPairs, draw_pairs, forward_with_mixup, mixup_target
-from .modeling import BUILTIN_MINILM, encode, load_classifier, make_tiny_bert, resolve_base_model
+from .modeling import BUILTIN_MINILM, Encoded, encode, load_classifier, make_tiny_bert, resolve_base_model
 from .sampler import LabelBalancedSampler, RandomBatchSampler, make_sampler
 from .train import Callback, Progress, TrainingCancelled, TrainResult, adapt, finetune
 
@@ -34,6 +34,7 @@ __all__ = [
     "CheckpointIntegrityError",
     "Corpus",
     "CorpusError",
+    "Encoded",
     "LabelBalancedSampler",
     "MixupPairs",
     "Predictor",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,6 +20,9 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "precision": ("auto", "fp32", "bf16", "fp16"),
     "selection": ("last", "best"),
 }
+
+_INTS = ("batch_size", "epochs", "max_length", "grad_accum", "seed", "eval_batch_size", "checkpoint_every_steps")
+_FLOATS = ("lr", "alpha", "beta", "mixup_weight", "weight_decay", "warmup_ratio", "max_grad_norm", "val_fraction")
 
 
 @dataclass
@@ -75,7 +79,23 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form annotations stored with the checkpoint (not used by training)."""
 
+    def _check_types(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in _INTS and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"{f.name} must be an integer, got {value!r}")
+            if f.name in _FLOATS:
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise ValueError(f"{f.name} must be a finite number, got {value!r}")
+                setattr(self, f.name, float(value))
+            if f.name in _CHOICES or f.name == "device":
+                if not isinstance(value, str):
+                    raise ValueError(f"{f.name} must be a string, got {value!r}")
+        if not isinstance(self.extra, dict):
+            raise ValueError(f"extra must be a mapping, got {self.extra!r}")
+
     def __post_init__(self) -> None:
+        self._check_types()
         positive_ints = ("batch_size", "epochs", "max_length", "grad_accum", "eval_batch_size")
         for name in positive_ints:
             value = getattr(self, name)

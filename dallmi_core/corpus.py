@@ -144,6 +144,8 @@ def _read_csv_rows(text: str) -> tuple[list[str], list[list[str]]]:
         raise CorpusError(f"missing '{_TEXT_COLUMN}' column (header: {header})")
     if len(set(header)) != len(header):
         raise CorpusError(f"duplicate column names in header: {header}")
+    if "" in header:
+        raise CorpusError(f"blank column name in header at column {header.index('') + 1}: {header}")
     for row, values in enumerate(body, start=1):
         if len(values) != len(header):
             raise CorpusError(f"{len(values)} fields, header has {len(header)}", row=row)
@@ -230,8 +232,8 @@ def _read_jsonl(text: str, label_set: Sequence[str] | None) -> Corpus:
 def _sniff(text: str, hint: str, labels_column: str) -> CorpusFormat:
     if hint.endswith((".jsonl", ".ndjson")) or text.lstrip().startswith("{"):
         return "jsonl"
-    first_line = next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])
-    return "labels" if labels_column in [h.strip() for h in first_line] else "wide"
+    header = {h.strip() for h in next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])}
+    return "labels" if labels_column in header and header <= {labels_column, _TEXT_COLUMN, *_ID_COLUMNS} else "wide"
 
 
 def read_corpus(
@@ -247,7 +249,8 @@ def read_corpus(
     Args:
         source: a file path, or the file's raw bytes (an upload).
         format: "wide" CSV, "labels"-column CSV, "jsonl", or "auto" (JSONL for ``.jsonl`` or a leading
-            ``{``; labels-column CSV when the header holds ``labels_column``; wide CSV otherwise).
+            ``{``; labels-column CSV when the header holds only ``labels_column``, ``text`` and ``id``; wide CSV
+            otherwise).
         labels_column: name of the labels column of a labels-column CSV.
         label_sep: separator between label names in that column.
         label_set: the allowed label names, in order; labels outside it are an error. For labels-column
@@ -260,6 +263,8 @@ def read_corpus(
         CorpusError: naming the problem and the 1-based data row: missing text column, empty text, a value
             other than 0/1, a label not in the label set, duplicate ids, malformed CSV/JSON, non-UTF-8.
     """
+    if label_set is not None and len(set(label_set)) != len(label_set):
+        raise CorpusError(f"duplicate names in the label set: {list(label_set)}")
     text, hint = _decode(source)
     fmt = _sniff(text, hint, labels_column) if format == "auto" else format
     if fmt == "jsonl":
@@ -305,7 +310,9 @@ def hide_labels(corpus: Corpus, ratio: float, seed: int) -> Corpus:
 
 def split_holdout(corpus: Corpus, fraction: float, seed: int) -> tuple[Corpus, Corpus]:
     """Split rows at random into (train, held-out) with ``fraction`` of the rows held out, used for VPU
-    model selection on a positive-unlabeled validation split.
+    model selection on a positive-unlabeled validation split. Every label with a known positive keeps at
+    least one on the training side (the sampler and Eq. 1 need it): such a row is given back to training,
+    so the held-out side can be smaller than ``round(fraction * N)``.
 
     Raises:
         ValueError: fraction outside (0, 1) or a split that leaves either side empty.
@@ -314,6 +321,13 @@ def split_holdout(corpus: Corpus, fraction: float, seed: int) -> tuple[Corpus, C
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
     order = np.random.default_rng(seed).permutation(corpus.n_rows)
     n_held = int(round(fraction * corpus.n_rows))
-    if n_held == 0 or n_held == corpus.n_rows:
+    held = np.zeros(corpus.n_rows, dtype=bool)
+    held[order[:n_held]] = True
+    known = corpus.y.astype(bool)  # (N, L)
+    lost = np.flatnonzero(known.any(axis=0) & ~(known & ~held[:, None]).any(axis=0))
+    for label in lost:  # labels whose every known positive was held out (rare): give one back
+        if not (known[:, label] & ~held).any():  # a row given back for another label may cover it
+            held[order[known[order, label] & held[order]][0]] = False
+    if not held.any() or held.all():
         raise ValueError(f"a held-out fraction of {fraction} leaves one side of {corpus.n_rows} rows empty")
-    return corpus.subset(np.sort(order[n_held:])), corpus.subset(np.sort(order[:n_held]))
+    return corpus.subset(np.flatnonzero(~held)), corpus.subset(np.flatnonzero(held))

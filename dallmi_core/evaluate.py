@@ -52,9 +52,11 @@ def best_f1_thresholds(y_true: np.ndarray, scores: np.ndarray) -> np.ndarray:
         scores: ``(N, L)`` float scores.
 
     Returns:
-        ``(L,)`` float32 thresholds.
+        ``(L,)`` thresholds in the dtype of ``scores`` (float64 for other dtypes), so that
+        ``scores >= threshold`` selects exactly the rows the curve counted.
     """
-    thresholds = np.full(y_true.shape[1], DEFAULT_THRESHOLD, dtype=np.float32)
+    dtype = scores.dtype if np.issubdtype(scores.dtype, np.floating) else np.float64
+    thresholds = np.full(y_true.shape[1], DEFAULT_THRESHOLD, dtype=dtype)
     for label in np.flatnonzero(y_true.sum(axis=0) > 0):  # a loop over labels, outside training
         precision, recall, cut = precision_recall_curve(y_true[:, label], scores[:, label])
         f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
@@ -101,9 +103,13 @@ def evaluate_scores(y_true: np.ndarray, scores: np.ndarray, labels: list[str],
         auc = np.full(len(labels), np.nan)
         if both.any():
             auc[both] = roc_auc_score(y_true[:, both], scores[:, both], average=None)
-        f1 = f1_score(y_true, predicted, average=None, zero_division=0)
+        if len(labels) == 1:  # scikit-learn reads one column as a binary target
+            f1 = np.atleast_1d(f1_score(y_true[:, 0], predicted[:, 0], zero_division=0))
+            micro_f1 = float(f1[0])
+        else:
+            f1 = f1_score(y_true, predicted, average=None, zero_division=0)
+            micro_f1 = f1_score(y_true, predicted, average="micro", zero_division=0)
         micro_ap = average_precision_score(y_true.ravel(), scores.ravel()) if has_pos.any() else np.nan
-        micro_f1 = f1_score(y_true, predicted, average="micro", zero_division=0)
     per_label = [
         {"label": name, "positives": int(n_pos[j]), "AP": float(ap[j]), "roc_auc": float(auc[j]),
          "F1": float(f1[j]), "threshold": float(cut[j])}

@@ -38,8 +38,8 @@ class _EpochBatchSampler:
     def _global_batches(self) -> list[np.ndarray]:
         rng = np.random.default_rng([self.seed, self.epoch])
         batches = self._plan(rng)
-        short = -len(batches) % self.world_size  # pad so every rank runs the same number of steps
-        return batches + batches[:short]
+        padded = -(-len(batches) // self.world_size) * self.world_size  # every rank runs as many steps
+        return [batches[i % len(batches)] for i in range(padded)]
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch (reseeds with ``seed + epoch``) and restart it from its first batch."""

@@ -275,7 +275,7 @@ def _finish(run: _Run, *, base: str, corpus: Corpus, eval_corpus: Corpus | None,
     best_path = out_dir / "best.safetensors"
     if run.config.selection == "best" and best_path.is_file():
         load_model(run.model, str(best_path))
-    thresholds = np.full(len(run.labels), 0.5, dtype=np.float32)
+    thresholds = np.full(len(run.labels), 0.5)
     metrics: dict[str, Any] = {}
     if run.eval_set is not None:
         scores = predict_scores(run.model, run.eval_set[0], batch_size=run.config.eval_batch_size,

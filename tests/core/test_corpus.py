@@ -280,12 +280,18 @@ def test_hide_labels_hand_counts_and_seed_dependence() -> None:
 @given(corpus=full_corpora(), fraction=st.floats(0.05, 0.95), seed=st.integers(0, 10**6))
 def test_split_holdout_partitions_rows(corpus: Corpus, fraction: float, seed: int) -> None:
     n_held = int(round(fraction * corpus.n_rows))
-    if n_held in (0, corpus.n_rows):
+    if n_held == 0:
         with pytest.raises(ValueError, match="empty"):
             split_holdout(corpus, fraction, seed)
         return
-    train, held = split_holdout(corpus, fraction, seed)
-    assert held.n_rows == n_held and train.n_rows == corpus.n_rows - n_held
+    try:
+        train, held = split_holdout(corpus, fraction, seed)
+    except ValueError as exc:  # every held-out row was given back to keep a positive per label
+        assert "empty" in str(exc)
+        return
+    assert 0 < held.n_rows <= n_held and train.n_rows == corpus.n_rows - held.n_rows
+    kept = corpus.y.sum(axis=0) > 0
+    assert (train.y.sum(axis=0)[kept] > 0).all()  # every label keeps a known positive for training
     assert set(train.ids).isdisjoint(held.ids)
     assert sorted(train.ids + held.ids) == sorted(corpus.ids)
     index = {row_id: i for i, row_id in enumerate(corpus.ids)}

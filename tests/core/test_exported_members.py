@@ -18,7 +18,7 @@ EXPORTED = {
     # config
     "TrainConfig",
     # corpus
-    "Corpus", "CorpusError", "hide_labels", "read_corpus", "split_holdout",
+    "Corpus", "CorpusError", "Encoded", "hide_labels", "read_corpus", "split_holdout",
     # evaluate
     "Predictor", "best_f1_thresholds", "evaluate_scores", "predict_scores",
     # losses
@@ -37,8 +37,7 @@ EXPORTED = {
 INTERNAL = {
     "checkpoint": {"load_train_state", "restore_rng", "rng_state", "save_train_state"},
     "cli": {"adapt_cmd", "evaluate_cmd", "finetune_cmd", "predict_cmd"},
-    # Encoded is what the exported encode() returns and predict_scores() takes; it is used through those only
-    "modeling": {"Encoded", "checkpoint_labels", "is_checkpoint", "resolve_device"},
+    "modeling": {"checkpoint_labels", "is_checkpoint", "resolve_device"},
     "steps": {"StepOutput", "bce_step", "dallmi_step", "heldout_variational_loss"},
 }
 
