@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import sys
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -164,7 +165,7 @@ class CellCache:
         path = self.path(cell, hashes)
         path.parent.mkdir(parents=True, exist_ok=True)
         full = {"key": cell.key(hashes), "name": cell.name, **cell.spec(hashes), **record,
-                "hardware": hardware(), "command": " ".join(sys.argv),
+                "hardware": hardware(), "command": "python " + shlex.join(sys.argv),
                 "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(full, indent=1, sort_keys=True, allow_nan=True), encoding="utf-8")

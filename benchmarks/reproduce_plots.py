@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 FIG5 = (("bce", 0.5, "tab:blue", "fine-tuning (bce), 50% labels"),
         ("dallmi", 0.5, "tab:green", "DALLMi, 50% labels"),
@@ -42,6 +43,7 @@ def plot_epochs(groups: dict[tuple, list[dict[str, Any]]], corpus: str, path: Pa
         drawn = True
     if drawn:
         ax.set(xlabel="epoch", ylabel="test mAP (%)", title=title)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
         fig.tight_layout()

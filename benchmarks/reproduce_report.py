@@ -75,8 +75,11 @@ def table2(stats: dict[Key, dict], corpora: list[str]) -> list[str]:
         ours = [_fmt(stats.get((corpus, m, "default", r), {}).get("mAP")) for m, r in T2_COLUMNS]
         lines.append(f"| {corpus} | ours | " + " | ".join(ours) + " |")
         paper = PAPER_T2.get(PAPER_NAME.get(corpus, ""))
-        cells = [_paper(paper.get(c)) for c in T2_COLUMNS] if paper else ["no paper figure"] * len(T2_COLUMNS)
-        lines.append(f"| {PAPER_NAME.get(corpus, corpus)} | paper (bert-base) | " + " | ".join(cells) + " |")
+        if paper:
+            cells = " | ".join(_paper(paper.get(c)) for c in T2_COLUMNS)
+            lines.append(f"| {PAPER_NAME[corpus]} | paper (bert-base) | {cells} |")
+        else:
+            lines.append(f"| {corpus} | paper | not in the paper (its third corpus was arXiv) |" + " |" * 7)
     return lines
 
 
@@ -137,7 +140,12 @@ def differences(records: dict[Cell, dict[str, Any]], data_dir: Path, corpora: li
     settings = sorted({json.dumps(c.settings.__dict__, sort_keys=True) for c in cells})
     lines = [f"- Settings of the cells reported (encoder, epochs, tokens, batch, lr, row caps): `{s}`."
              for s in settings]
-    lines.append("- The paper used bert-base-uncased on a GPU, batch 64, lr 5e-5, 12 epochs, 128 tokens, 3 seeds.")
+    bases = sorted({c.settings.base for c in cells})
+    epochs = sorted({c.settings.epochs for c in cells})
+    tokens = sorted({c.settings.max_length for c in cells})
+    lines.append(f"- Encoder {', '.join(bases)}, {epochs} epochs, {tokens} tokens at most ('minilm-l6' is the "
+                 "bundled all-MiniLM-L6-v2: 6 layers, 384 hidden). The paper used bert-base-uncased (12 layers, "
+                 "768 hidden) on a GPU, batch 64, lr 5e-5, 12 epochs, 128 tokens, 3 seeds.")
     seeds = sorted({c.seed for c in cells})
     lines.append(f"- Seeds used: {seeds} ({len(seeds)}; the paper used 3). `± x` is the standard deviation "
                  "over seeds (n is shown when it is not 3).")
@@ -147,6 +155,10 @@ def differences(records: dict[Cell, dict[str, Any]], data_dir: Path, corpora: li
         total = json.loads(meta.read_text())["source"]["rows"] if meta.is_file() else "?"
         lines.append(f"- `{corpus}`: rows used {rows} (source.csv has {total}); the paper's own splits "
                      "are larger (its PubMed: 5,757 samples)." if rows else f"- `{corpus}`: no cell finished.")
+        empty = next((r["metrics"]["labels_without_positive"] for c, r in records.items()
+                      if c.corpus == corpus and r.get("metrics")), [])
+        if empty:
+            lines.append(f"  Test labels with no positive, left out of mAP and macro F1: {', '.join(empty)}.")
     lines += [
         "- mAP here is average precision on the continuous sigmoid scores, over the test labels with at least "
         "one positive; the paper's published code computed it on predictions rounded to 0/1.",
