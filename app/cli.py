@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from typing import Annotated
@@ -17,6 +18,10 @@ def worker_command(queue: str) -> list[str]:
         sys.executable, "-m", "celery", "-A", "worker.main", "worker", "--pool", "solo", "-Q", queue,
         "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]  # fmt: skip
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def serve(
@@ -38,6 +43,9 @@ def serve(
 
     settings = get_settings()
     prestart(settings)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so the worker below
+    # is stopped by the ``finally`` instead of being orphaned.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     worker = subprocess.Popen(worker_command(settings.train_queue)) if with_worker else None
     if worker is not None and settings.broker_url.startswith("filesystem://"):
         with make_sessionmaker(settings.database_url)() as session:
