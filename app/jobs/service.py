@@ -60,11 +60,11 @@ def _check_target_name(session: Session, name: str) -> None:
         )
 
 
-def validate_request(session: Session, *, kind: str, request: FinetuneCreate | AdaptCreate) -> int:
-    """Every check a submission must pass before a job is stored; returns the base version id."""
+def validate_request(session: Session, *, kind: str, request: FinetuneCreate | AdaptCreate) -> tuple[int, int]:
+    """Every check a submission must pass before a job is stored; returns (base version id, epochs)."""
     corpus = _corpus(session, request.corpus_id, "corpus_id")
     base = _base_version(session, request.base_model)
-    _check_params(request.params)
+    epochs = _check_params(request.params)
     _check_target_name(session, request.name)
     label_map = getattr(request, "label_map", None)
     if kind == "adapt" and not base.labels:
@@ -88,7 +88,7 @@ def validate_request(session: Session, *, kind: str, request: FinetuneCreate | A
             )
     if errors:
         raise InvalidInputError(items=errors)
-    return base.id
+    return base.id, epochs
 
 
 def _request_hash(kind: str, request: FinetuneCreate | AdaptCreate) -> str:
@@ -116,7 +116,7 @@ def submit_job(
     request_hash = _request_hash(kind, request)
     if idempotency_key and (existing := _by_key(session, idempotency_key, request_hash)):
         return existing
-    base_version_id = validate_request(session, kind=kind, request=request)
+    base_version_id, epochs = validate_request(session, kind=kind, request=request)
     job = Job(
         kind=kind,
         name=request.name,
@@ -128,7 +128,7 @@ def submit_job(
         base_version_id=base_version_id,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
-        epochs=_check_params(request.params),
+        epochs=epochs,
     )
     session.add(job)
     try:
