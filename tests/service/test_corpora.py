@@ -58,6 +58,7 @@ def test_invalid_rows_are_422_naming_the_row_and_nothing_is_stored(client, setti
         b"id,text,A\n1,ok,1\n2,,0\n": "empty",  # empty text
         b"id,text,A\n1,ok,1\n2,fine,7\n": "7",  # not 0/1
         b"id,text,A\n1,ok,1\n1,again,0\n": "1",  # duplicate id
+        b"id,text,A\n1,ok,1\n2,fine\n": "fields",  # short row
     }
     for content, fragment in cases.items():
         response = _post(client, content)
@@ -67,6 +68,13 @@ def test_invalid_rows_are_422_naming_the_row_and_nothing_is_stored(client, setti
         assert item["msg"].startswith("row 2") and fragment in item["msg"]
     assert _stored_files(settings) == before
     assert client.get("/corpora").json()["count"] == count
+
+
+def test_malformed_files_are_422(client):
+    response = _post(client, b'id,text,A\n1,ok,1\n2,"unterminated,1\n')
+    assert response.status_code == 422 and "malformed CSV" in response.json()["detail"][0]["msg"]
+    response = _post(client, b"id,A\n1,1\n")
+    assert response.status_code == 422 and "'text' column" in response.json()["detail"][0]["msg"]
 
 
 def test_malformed_json_and_empty_file_are_422(client):
