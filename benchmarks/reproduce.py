@@ -134,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         command = "python benchmarks/reproduce.py " + shlex.join(sys.argv[1:] if argv is None else argv)
         path = write_report(records, corpora=args.corpus, ratios=args.ratios, planned=len(cells),
                             docs_dir=args.docs_dir, data_dir=args.data_dir, command=command)
-        print(f"wrote {path}")
+        published = args.docs_dir / "results.json"  # the JSON of every reported cell, beside the tables
+        published.write_text(json.dumps(list(records.values()), indent=1), encoding="utf-8")
+        print(f"wrote {path} and {published}")
     if failed:
         print(f"{len(failed)} cell(s) failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
