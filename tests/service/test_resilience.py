@@ -52,7 +52,8 @@ def test_a_killed_worker_loses_nothing(settings, tiny, source_csv, tmp_path):
         corpus = upload(client, source_csv)
         first = WorkerProcess(private, tmp_path / "first.log").start()
         job_id = _finetune(client, corpus["id"], tiny, "survivor", params)
-        wait_for(lambda: client.get(f"/jobs/{job_id}").json()["metrics"], timeout=120, what="first epoch")
+        # Epoch 2's metrics mean epoch 1's state is saved (dallmi_core reports an epoch before saving it).
+        wait_for(lambda: len(client.get(f"/jobs/{job_id}").json()["metrics"]) >= 2, timeout=120, what="2 epochs")
         first.kill()
         killed = client.get(f"/jobs/{job_id}").json()
         assert killed["status"] == "running", "the job finished before the worker was killed"
