@@ -77,16 +77,23 @@ class RandomBatchSampler(_EpochBatchSampler):
         return [order[i : i + self.batch_size] for i in range(0, self.n_rows, self.batch_size)]
 
 
+_STREAM_KEY = 7_919  # separates the filler stream's generators from the epoch generators
+
+
 class LabelBalancedSampler(_EpochBatchSampler):
     """Batches that hold a known positive of every label, plus rows drawn from all of the corpus.
 
-    With ``B > L`` each batch holds one known positive of every label (``P = L`` positive slots) and
-    ``B - L`` slots filled from a per-epoch permutation of *all* rows, so rows with no known positive are
-    trained on too (unlike ``ClassCycleSampler``, which never draws them). With ``B <= L`` a quarter of the
-    batch (at least one row) stays for that stream and the labels rotate through the other ``P`` slots, so
-    every label is covered once every ``ceil(L / P)`` batches. An epoch has ``ceil(N / (B - P))`` batches,
-    so the filler stream visits every row once per epoch. Rows appear at most once per batch: when two
-    labels draw the same positive, the filler stream tops the batch up to ``B`` rows.
+    With ``B > L`` each batch holds one known positive of every label (``P = L`` positive slots, a random
+    positive per label) and ``F = B - L`` rows of a *filler stream*: consecutive permutations of all rows,
+    so rows with no known positive are trained on too (unlike ``ClassCycleSampler``, which never draws
+    them). With ``B <= L`` a quarter of the batch (``F >= 1``) stays for the filler stream and the labels
+    rotate through the other ``P`` slots, so every label is covered once every ``ceil(L / P)`` batches.
+
+    An epoch has ``ceil(N / B)`` batches, as a plain sampler (the paper's Table 4: training time like the
+    unweighted sampler). Epoch ``e`` takes stream positions ``[e K F, (e + 1) K F)``, ``K`` its batches, so
+    every row is drawn at least once in any ``ceil((2N - 1) / (K F))`` consecutive epochs. Rows appear at
+    most once per batch: when labels share a positive, or the stream repeats a row, random other rows top
+    the batch up to ``B``.
 
     Args:
         known: known-positive matrix ``(N, L)``, any dtype, nonzero = known positive.
@@ -114,38 +121,38 @@ class LabelBalancedSampler(_EpochBatchSampler):
         b = self.batch_size
         self.positive_slots = n_labels if b > n_labels else b - max(1, b // 4)
         self.fill_slots = b - self.positive_slots
+        self.batches_per_epoch = math.ceil(self.n_rows / b)
+
+    def _stream(self, start: int, length: int) -> np.ndarray:
+        """Positions ``[start, start + length)`` of the filler stream, permutation ``k`` seeded (seed, k)."""
+        n = self.n_rows
+        first, last = start // n, (start + length - 1) // n
+        perms = [np.random.default_rng([self.seed, _STREAM_KEY, k]).permutation(n) for k in range(first, last + 1)]
+        offset = start - first * n
+        return np.concatenate(perms)[offset : offset + length]
+
+    def _top_up(self, used: np.ndarray, need: int, rng: np.random.Generator) -> np.ndarray:
+        """``need`` random rows not in ``used``."""
+        candidates = np.unique(rng.integers(0, self.n_rows, size=4 * need + 8))
+        candidates = rng.permutation(candidates[~np.isin(candidates, used)])
+        if candidates.size < need:  # tiny corpora
+            candidates = rng.permutation(np.setdiff1d(np.arange(self.n_rows), used))
+        return candidates[:need]
 
     def _plan(self, rng: np.random.Generator) -> list[np.ndarray]:
-        b, p, n_labels = self.batch_size, self.positive_slots, self.n_labels
-        n_batches = math.ceil(self.n_rows / self.fill_slots)
-        # labels covered by slot j of batch k: all labels, or a rotation when B <= L
-        slot_labels = (np.arange(n_batches)[:, None] * p + np.arange(p)[None, :]) % n_labels  # (K, P)
-        draw = np.floor(rng.random((n_batches, p)) * self._counts[slot_labels]).astype(np.int64)
+        b, p, f, k = self.batch_size, self.positive_slots, self.fill_slots, self.batches_per_epoch
+        # label of slot j in batch i: all labels, or a rotation when B <= L
+        slot_labels = (np.arange(k)[:, None] * p + np.arange(p)[None, :]) % self.n_labels  # (K, P)
+        draw = np.floor(rng.random((k, p)) * self._counts[slot_labels]).astype(np.int64)
         positives = self._pos_rows[self._offsets[slot_labels] + draw]  # (K, P) row ids
-        n_perm = math.ceil(n_batches * 3 * b / self.n_rows) + 1
-        stream = np.concatenate([rng.permutation(self.n_rows) for _ in range(n_perm)])
-        batches, cursor = [], 0
-        for k in range(n_batches):  # loop over batches (not rows): vectorised within each batch
-            chosen = np.unique(positives[k])
-            fresh = self._fill(stream[cursor : cursor + 3 * b], chosen, b - chosen.size, rng)
-            cursor += fresh[1]
-            batches.append(rng.permutation(np.concatenate([chosen, fresh[0]])))
+        windows = self._stream(self.epoch * k * f, k * f).reshape(k, f)  # (K, F) row ids
+        batches = []
+        for i in range(k):  # a loop over batches (not rows), vectorised within each batch
+            chosen = np.union1d(positives[i], windows[i])
+            if chosen.size < b:
+                chosen = np.concatenate([chosen, self._top_up(chosen, b - chosen.size, rng)])
+            batches.append(rng.permutation(chosen))
         return batches
-
-    def _fill(self, window: np.ndarray, chosen: np.ndarray, need: int,
-              rng: np.random.Generator) -> tuple[np.ndarray, int]:
-        """The next ``need`` distinct rows of the filler stream that are not in ``chosen``, and how far
-        the stream advanced."""
-        if need == 0:
-            return np.empty(0, dtype=np.int64), 0
-        usable = ~np.isin(window, chosen)
-        first = np.zeros(window.size, dtype=bool)
-        first[np.unique(window, return_index=True)[1]] = True
-        picks = np.flatnonzero(usable & first)[:need]
-        if picks.size == need:
-            return window[picks], int(picks[-1]) + 1
-        rest = np.setdiff1d(np.arange(self.n_rows), chosen)  # tiny corpora only
-        return rng.permutation(rest)[:need], window.size
 
 
 def make_sampler(kind: str, known: np.ndarray, batch_size: int, *, seed: int, rank: int = 0,

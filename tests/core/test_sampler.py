@@ -52,16 +52,23 @@ def test_balanced_batches_are_distinct_rows_of_full_size(known: np.ndarray, data
     assert sampler.batch_size == min(batch_size, n_rows)
     batches = _epoch(sampler)
     assert len(batches) == len(sampler)
-    assert len(batches) == math.ceil(n_rows / sampler.fill_slots)
+    assert len(batches) == math.ceil(n_rows / sampler.batch_size)  # as many steps as a plain sampler
     for batch in batches:
         assert batch.shape == (min(batch_size, n_rows),)
         assert np.issubdtype(batch.dtype, np.integer)
         assert len(set(batch.tolist())) == batch.size, "a row twice in one batch"
         assert ((batch >= 0) & (batch < n_rows)).all()
-    # every row, including the rows with no known positive, is drawn at least once per epoch
+    # the epoch's stretch of the filler stream (permutations of all rows) is in the epoch's batches
     seen = np.unique(np.concatenate(batches))
-    assert seen.tolist() == list(range(n_rows))
-    assert set(np.flatnonzero(~known.any(axis=1)).tolist()) <= set(seen.tolist())
+    stretch = sampler._stream(0, len(batches) * sampler.fill_slots)
+    assert set(stretch.tolist()) <= set(seen.tolist())
+    # every row, including the rows with no known positive, is drawn within ceil((2N - 1) / (K F)) epochs
+    span = math.ceil((2 * n_rows - 1) / (len(batches) * sampler.fill_slots))
+    drawn = set()
+    for epoch in range(span):
+        sampler.set_epoch(epoch)
+        drawn.update(np.concatenate(list(sampler)).tolist())
+    assert drawn == set(range(n_rows))
 
 
 @SETTINGS
@@ -237,8 +244,11 @@ def test_balanced_sampler_accepts_uint8_and_draws_unlabeled_rows() -> None:
     known[[2, 3], 1] = 1
     sampler = LabelBalancedSampler(known, 6, seed=0)
     batches = _epoch(sampler)
-    assert len(batches) == math.ceil(20 / 4)
-    counts = np.bincount(np.concatenate(batches), minlength=20)
-    assert (counts[4:] >= 1).all()
+    assert len(batches) == math.ceil(20 / 6)
     for batch in batches:
         assert known[batch].any(axis=0).all()
+    counts = np.zeros(20, dtype=int)
+    for epoch in range(math.ceil((2 * 20 - 1) / (len(batches) * 4))):
+        sampler.set_epoch(epoch)
+        counts += np.bincount(np.concatenate(list(sampler)), minlength=20)
+    assert (counts[4:] >= 1).all()  # every row with no known positive was trained on
