@@ -190,17 +190,18 @@ def run_job(sessions: sessionmaker[Session], *, job_id: int, store: ArtifactStor
             return
         try:
             checkpoint = _train(session, job, store, JobCallback(sessions, job_id, job.attempts))
+            version = add_trained_version(session, store=store, job=job, checkpoint=checkpoint)
+            job.status, job.result_version_id, job.finished_at = SUCCEEDED, version.id, utcnow()
+            session.commit()
         except TrainingCancelled:
             _finish(sessions, job_id, status=CANCELLED)
             shutil.rmtree(store.job_dir(job_id), ignore_errors=True)
             return
-        except Exception as exc:  # recorded on the job; its training state stays for a retry
+        except Exception as exc:  # recorded on the job; its state (or checkpoint) stays for a retry
+            session.rollback()
             log.exception("job %s failed", job_id)
             text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             _finish(sessions, job_id, status=FAILED, error=text)
             return
-        version = add_trained_version(session, store=store, job=job, checkpoint=checkpoint)
-        job.status, job.result_version_id, job.finished_at = SUCCEEDED, version.id, utcnow()
-        session.commit()
     shutil.rmtree(store.job_dir(job_id), ignore_errors=True)
     log.info("job %s succeeded: %s", job_id, version.ref)
