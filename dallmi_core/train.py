@@ -263,12 +263,12 @@ def _fit(run: _Run, callbacks: Sequence[Callback]) -> None:
             run.state_dir.mkdir(parents=True, exist_ok=True)
             save_model(run.model, str(run.state_dir.parent / "best.safetensors"))
         run.epoch, run.consumed = run.epoch + 1, 0
+        _save_state(run)  # before the callbacks: an epoch they report is always durable
         elapsed = time.perf_counter() - clock[0]
         progress = Progress(run.epoch, run.config.epochs, run.step, run.steps_per_epoch * run.config.epochs,
                             train_loss, elapsed, None)
         for callback in callbacks:
             callback.on_epoch_end(progress, metrics)
-        _save_state(run)
 
 
 def _finish(run: _Run, *, base: str, corpus: Corpus, eval_corpus: Corpus | None, out_dir: Path) -> TrainResult:
