@@ -41,7 +41,7 @@ def dallmi_step(model: nn.Module, input_ids: Tensor, attention_mask: Tensor, kno
     """DALLMi loss of one label-balanced batch (Algorithm 1):
     ``L_final = sum_l L_var^l + lambda * sum_l M_reg^l`` (line 11) with Eq. 1 and Eq. 2-5.
 
-    The batch and its ``L`` mixed rows share one forward pass; ``Phi(s_u)`` comes from the batch's logits
+    The ``L`` mixed rows go through the model as one batch; ``Phi(s_u)`` comes from the batch's own logits
     and the MixUp term keeps its gradient.
 
     Args:
