@@ -31,6 +31,7 @@ class _EpochBatchSampler:
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.epoch = 0
         self._start = 0  # batches of this rank already consumed in the current epoch
+        self.batches_per_epoch = math.ceil(n_rows / self.batch_size)  # K, before padding for the ranks
 
     def _plan(self, rng: np.random.Generator) -> list[np.ndarray]:
         raise NotImplementedError
@@ -52,7 +53,8 @@ class _EpochBatchSampler:
             yield mine[position]
 
     def __len__(self) -> int:
-        return len(self._global_batches()) // self.world_size
+        """Batches per epoch on this rank, without building the epoch's plan."""
+        return math.ceil(self.batches_per_epoch / self.world_size)
 
     def state_dict(self, consumed: int) -> dict[str, Any]:
         """State to resume from after ``consumed`` batches of the current epoch were trained on."""
@@ -121,7 +123,6 @@ class LabelBalancedSampler(_EpochBatchSampler):
         b = self.batch_size
         self.positive_slots = n_labels if b > n_labels else b - max(1, b // 4)
         self.fill_slots = b - self.positive_slots
-        self.batches_per_epoch = math.ceil(self.n_rows / b)
 
     def _stream(self, start: int, length: int) -> np.ndarray:
         """Positions ``[start, start + length)`` of the filler stream, permutation ``k`` seeded (seed, k)."""
