@@ -55,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cache", type=Path, default=ROOT / "runs" / "reproduce")
     p.add_argument("--docs-dir", type=Path, default=ROOT / "docs")
     p.add_argument("--via-api", metavar="URL", help="submit the cells through the service's REST API")
+    p.add_argument("--restore", type=Path, metavar="JSON",
+                   help="first put the cells of a published results.json (docs/results.json) back into the cache")
     p.add_argument("--report", action="store_true", help="only regenerate the report from cached cells")
     p.add_argument("--dry-run", action="store_true", help="list the planned cells and whether they are cached")
     p.add_argument("--keep-checkpoints", action="store_true", help="keep adapted checkpoints under --cache")
@@ -126,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     cache = CellCache(args.cache)
+    if args.restore:
+        restored = cache.restore(json.loads(args.restore.read_text(encoding="utf-8")))
+        print(f"restored {restored} cell(s) from {args.restore} into {cache.cells_dir}")
     cells = plan_cells(args.corpus, ratios=args.ratios, seeds=args.seeds, methods=args.methods,
                        ablations=args.ablations, settings=settings_of(args))
     failed = [] if args.report else run(cells, args, cache)

@@ -172,6 +172,23 @@ class CellCache:
         tmp.replace(path)
         return path
 
+    def restore(self, records: list[dict[str, Any]]) -> int:
+        """Put published records (a ``results.json``) back into the cache under their own name and key, so
+        a new machine can report and extend an earlier run without re-running it; cells already cached are
+        kept. Returns how many were restored.
+
+        Raises:
+            KeyError: a record without its ``name`` or ``key``.
+        """
+        self.cells_dir.mkdir(parents=True, exist_ok=True)
+        restored = 0
+        for record in records:
+            path = self.cells_dir / f"{record['name']}-{record['key']}.json"
+            if not path.is_file():
+                path.write_text(json.dumps(record, indent=1, sort_keys=True, allow_nan=True), encoding="utf-8")
+                restored += 1
+        return restored
+
     def work_dir(self, cell: Cell, hashes: dict[str, str]) -> Path:
         """Scratch folder of a cell's training run (resumable state, checkpoint)."""
         return self.root / "work" / f"{cell.name}-{cell.key(hashes)}"
