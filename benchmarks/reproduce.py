@@ -22,12 +22,14 @@ import json
 import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from reproduce_cells import ABLATIONS, METHODS, Cell, CellCache, Settings, data_hashes, load_corpora, plan_cells
 from reproduce_report import write_report
+from reproduce_tuning import write_tuning
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -46,6 +48,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-tokens", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--adapt-lr", nargs="+", type=float, default=[0.0],
+                   help="learning rate(s) of the adaptation; 0: --lr. Several: a tuning grid")
+    p.add_argument("--mixup-weight", nargs="+", type=float, default=[1.0],
+                   help="lambda(s) of the MixUp term for dallmi cells. Several: a tuning grid")
+    p.add_argument("--split", choices=("test", "holdout"), default="test",
+                   help="holdout: adapt on 80%% of target_train and score the other 20%% (tuning; "
+                        "target_test is never scored); --report then writes docs/tuning.md")
     p.add_argument("--max-source-rows", type=int, default=0, help="0: all rows of source.csv")
     p.add_argument("--max-train-rows", type=int, default=0, help="0: all rows of target_train.csv")
     p.add_argument("--base", default="minilm-l6", help="encoder: minilm-l6, a local folder or a hub name")
@@ -63,10 +72,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def settings_of(args: argparse.Namespace) -> Settings:
-    return Settings(base=args.base, epochs=args.epochs, max_length=args.max_tokens, batch_size=args.batch_size,
-                    lr=args.lr, max_source_rows=args.max_source_rows, max_train_rows=args.max_train_rows,
-                    device=args.device, via="api" if args.via_api else "core")
+def settings_of(args: argparse.Namespace) -> list[Settings]:
+    """The run's settings: one, or a grid over --adapt-lr x --mixup-weight."""
+    return [Settings(base=args.base, epochs=args.epochs, max_length=args.max_tokens, batch_size=args.batch_size,
+                     lr=args.lr, max_source_rows=args.max_source_rows, max_train_rows=args.max_train_rows,
+                     device=args.device, via="api" if args.via_api else "core", adapt_lr=lr, mixup_weight=lam,
+                     split=args.split)
+            for lr in args.adapt_lr for lam in args.mixup_weight]
 
 
 def _runner(args: argparse.Namespace, cache: CellCache) -> Any:
@@ -110,14 +122,27 @@ def run(cells: list[Cell], args: argparse.Namespace, cache: CellCache) -> list[s
     return failed
 
 
+def _same_run(cell: Cell, planned: set[Settings]) -> bool:
+    """Whether a cached cell was made with the run's settings apart from the adaptation's lr and lambda."""
+    return any(replace(cell.settings, adapt_lr=p.adapt_lr, mixup_weight=p.mixup_weight) == p for p in planned)
+
+
 def collect(cells: list[Cell], args: argparse.Namespace, cache: CellCache) -> dict[Cell, dict[str, Any]]:
-    """The cached records of the planned cells and of their source models; writes ``<cache>/results.json``."""
+    """The cached records of the planned cells, of their source models and, for a report, of any other
+    cached cell of the same corpora and settings that differs only in the adaptation's lr or lambda (a
+    tuned setting confirmed on target_test); writes ``<cache>/results.json``."""
     hashes = {c: data_hashes(args.data_dir, c) for c in args.corpus}
     records: dict[Cell, dict[str, Any]] = {}
     for cell in [*cells, *dict.fromkeys(c.source() for c in cells)]:
         record = cache.load(cell, hashes[cell.corpus])
         if record is not None:
             records[cell] = record
+    if args.report:
+        planned = {c.settings for c in cells}
+        for cell, record in cache.records().items():
+            if (cell.corpus in hashes and record.get("data") == hashes[cell.corpus] and cell.seed in args.seeds
+                    and cell.ratio in (*args.ratios, 1.0) and _same_run(cell, planned)):
+                records.setdefault(cell, record)
     cache.root.mkdir(parents=True, exist_ok=True)
     (cache.root / "results.json").write_text(json.dumps(list(records.values()), indent=1), encoding="utf-8")
     return records
@@ -127,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.via_api and args.split != "test":
+        print("--split holdout runs with dallmi_core only (the service scores whole corpora)", file=sys.stderr)
+        return 2
     cache = CellCache(args.cache)
     if args.restore:
         restored = cache.restore(json.loads(args.restore.read_text(encoding="utf-8")))
@@ -135,8 +163,12 @@ def main(argv: list[str] | None = None) -> int:
                        ablations=args.ablations, settings=settings_of(args))
     failed = [] if args.report else run(cells, args, cache)
     records = collect(cells, args, cache)
-    if args.report:
-        command = "python benchmarks/reproduce.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = "python benchmarks/reproduce.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    if args.report and args.split == "holdout":
+        paths = write_tuning(records, corpora=args.corpus, ratios=args.ratios, docs_dir=args.docs_dir,
+                             command=command)
+        print(f"wrote {' and '.join(map(str, paths))}")
+    elif args.report:
         path = write_report(records, corpora=args.corpus, ratios=args.ratios, planned=len(cells),
                             docs_dir=args.docs_dir, data_dir=args.data_dir, command=command)
         published = args.docs_dir / "results.json"  # the JSON of every reported cell, beside the tables

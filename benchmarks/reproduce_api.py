@@ -89,7 +89,7 @@ def _job_seconds(job: dict[str, Any]) -> float | None:
 
 
 def _params(cell: Cell, variant: str) -> dict[str, Any]:
-    config = cell.settings.train_config(cell.seed, variant).to_dict()
+    config = cell.settings.train_config(cell.seed, variant, adapting=cell.method != "source").to_dict()
     return {k: v for k, v in config.items() if k != "extra"}
 
 
@@ -124,7 +124,7 @@ class ApiRunner:
         start = time.perf_counter()
         body = {"corpus_id": self.corpus_id(corpora["source"], f"{cell.corpus}-source"),
                 "base_model": cell.settings.base, "name": _model_name(source, hashes),
-                "params": _params(cell, "default")}
+                "params": _params(source, "default")}
         job = self.client.wait(self.client.submit("finetune", body))
         self.cache.save(source, hashes, {"metrics": {}, "history": job["metrics"], "job_id": job["id"],
                                          "wall_s": time.perf_counter() - start, "train_s": _job_seconds(job)})

@@ -9,7 +9,7 @@ import os
 import platform
 import shlex
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -47,11 +47,42 @@ class Settings:
     device: str = "auto"
     via: str = "core"
     """'core' (dallmi_core called directly) or 'api' (the REST service)."""
+    adapt_lr: float = 0.0
+    """Learning rate of the adaptation (bce, dallmi); 0: ``lr``. The source model always trains at ``lr``."""
+    mixup_weight: float = 1.0
+    """lambda of L_final (Algorithm 1, line 11), for dallmi cells."""
+    split: str = "test"
+    """'test': adapt on target_train, score target_test (the protocol). 'holdout': adapt on 80% of
+    target_train and score the other 20% with its full labels, for tuning without touching target_test."""
 
-    def train_config(self, seed: int, variant: str = "default") -> TrainConfig:
+    def train_config(self, seed: int, variant: str = "default", *, adapting: bool = True) -> TrainConfig:
         """The TrainConfig of a cell: selection stays 'last' (never tuned on the test set)."""
-        return TrainConfig(batch_size=self.batch_size, lr=self.lr, epochs=self.epochs, max_length=self.max_length,
-                           seed=seed, device=self.device, selection="last", **VARIANTS[variant])  # type: ignore[arg-type]
+        lr = self.adapt_lr if adapting and self.adapt_lr else self.lr
+        return TrainConfig(batch_size=self.batch_size, lr=lr, epochs=self.epochs, max_length=self.max_length,
+                           seed=seed, device=self.device, selection="last", mixup_weight=self.mixup_weight,
+                           **VARIANTS[variant])  # type: ignore[arg-type]
+
+    def for_method(self, method: str) -> Settings:
+        """The settings that matter to a method: the source model and 'none' have no adaptation settings,
+        bce has no lambda (so a lambda grid does not re-run them); the split stays."""
+        if method in ("source", "none"):
+            return replace(self, adapt_lr=0.0, mixup_weight=1.0, split="test" if method == "source" else self.split)
+        return replace(self, mixup_weight=1.0) if method == "bce" else self
+
+    def tag(self) -> str:
+        """The adaptation settings that differ from the protocol's, e.g. ``lr=1e-04 lambda=0.3``; '' if none."""
+        parts = [f"lr={self.adapt_lr:.0e}" if self.adapt_lr and self.adapt_lr != self.lr else "",
+                 f"lambda={self.mixup_weight:g}" if self.mixup_weight != 1.0 else ""]
+        return " ".join(p for p in parts if p)
+
+    def key_dict(self) -> dict[str, Any]:
+        """The settings as keyed: fields added after the first published run are left out at their
+        default, so the cells cached before them keep their keys."""
+        return {k: v for k, v in asdict(self).items() if k not in LATER_FIELDS or v != LATER_FIELDS[k]}
+
+
+LATER_FIELDS: dict[str, Any] = {"adapt_lr": 0.0, "mixup_weight": 1.0, "split": "test"}
+HOLDOUT_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
@@ -67,13 +98,26 @@ class Cell:
 
     @property
     def name(self) -> str:
-        return f"{self.corpus}-{self.method}-{self.variant}-r{self.ratio:g}-s{self.seed}"
+        extra = "".join(f"-{part}" for part in (self.settings.tag().replace(" ", "-").replace("=", ""),
+                                                "holdout" if self.settings.split == "holdout" else "") if part)
+        return f"{self.corpus}-{self.method}-{self.variant}-r{self.ratio:g}-s{self.seed}{extra}"
+
+    @property
+    def label(self) -> str:
+        """The variant and the non-protocol adaptation settings, as shown in the report."""
+        tag = self.settings.tag()
+        return f"{self.variant}, {tag}" if tag else self.variant
 
     def spec(self, data_hashes: dict[str, str]) -> dict[str, Any]:
         """The full config the cell is keyed by (the data files' hashes included)."""
-        config = self.settings.train_config(self.seed, self.variant).to_dict()
+        config = self.settings.train_config(self.seed, self.variant, adapting=self.method != "source").to_dict()
         return {"cell": {k: v for k, v in asdict(self).items() if k != "settings"},
-                "settings": asdict(self.settings), "train_config": config, "data": data_hashes}
+                "settings": self.settings.key_dict(), "train_config": config, "data": data_hashes}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Cell:
+        """The cell a cached record was made by."""
+        return cls(**record["cell"], settings=Settings(**record["settings"]))
 
     def key(self, data_hashes: dict[str, str]) -> str:
         text = json.dumps(self.spec(data_hashes), sort_keys=True)
@@ -81,31 +125,35 @@ class Cell:
 
     def source(self) -> Cell:
         """The source-model cell this cell adapts (or evaluates, for 'none')."""
-        return Cell(self.corpus, "source", 1.0, self.seed, "default", self.settings)
+        return Cell(self.corpus, "source", 1.0, self.seed, "default", self.settings.for_method("source"))
 
 
 def plan_cells(corpora: list[str], *, ratios: list[float], seeds: list[int], methods: list[str],
-               ablations: list[str], settings: Settings) -> list[Cell]:
+               ablations: list[str], settings: Settings | list[Settings]) -> list[Cell]:
     """Every cell of a run, main table first then ablations, seed by seed (so early results are usable).
+    ``settings``: one Settings, or a grid of them (a tuning sweep over adapt_lr and mixup_weight).
 
     ``methods``: none, bce, dallmi, upper (bce at r = 1.0). ``ablations``: DALLMi variants at every ratio,
     except ``random_sampler`` (Table 4) which runs at r = 0.5 only.
     """
+    grid = [settings] if isinstance(settings, Settings) else list(settings)
     cells: list[Cell] = []
     for corpus in corpora:
         for seed in seeds:
-            if "none" in methods:
-                cells.append(Cell(corpus, "none", 1.0, seed, settings=settings))
-            if "upper" in methods:
-                cells.append(Cell(corpus, "bce", 1.0, seed, settings=settings))
-            for ratio in ratios:
-                cells += [Cell(corpus, m, ratio, seed, settings=settings) for m in ("bce", "dallmi") if m in methods]
+            for s in grid:
+                if "none" in methods:
+                    cells.append(Cell(corpus, "none", 1.0, seed, settings=s.for_method("none")))
+                if "upper" in methods:
+                    cells.append(Cell(corpus, "bce", 1.0, seed, settings=s.for_method("bce")))
+                for ratio in ratios:
+                    cells += [Cell(corpus, m, ratio, seed, settings=s.for_method(m))
+                              for m in ("bce", "dallmi") if m in methods]
     for corpus in corpora:
         for seed in seeds:
             for variant in ablations:
                 var_ratios = [r for r in ratios if r == 0.5] if variant == "random_sampler" else ratios
-                cells += [Cell(corpus, "dallmi", r, seed, variant, settings) for r in var_ratios]
-    return cells
+                cells += [Cell(corpus, "dallmi", r, seed, variant, s) for s in grid for r in var_ratios]
+    return list(dict.fromkeys(cells))  # a grid over lambda plans the same bce and none cells once
 
 
 def data_hashes(data_dir: Path, corpus: str) -> dict[str, str]:
@@ -188,6 +236,14 @@ class CellCache:
                 path.write_text(json.dumps(record, indent=1, sort_keys=True, allow_nan=True), encoding="utf-8")
                 restored += 1
         return restored
+
+    def records(self) -> dict[Cell, dict[str, Any]]:
+        """Every cached cell with its record (to report settings beyond the ones planned)."""
+        out: dict[Cell, dict[str, Any]] = {}
+        for path in sorted(self.cells_dir.glob("*.json")) if self.cells_dir.is_dir() else []:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            out[Cell.from_record(record)] = record
+        return out
 
     def work_dir(self, cell: Cell, hashes: dict[str, str]) -> Path:
         """Scratch folder of a cell's training run (resumable state, checkpoint)."""

@@ -8,9 +8,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reproduce_cells import Cell, CellCache
+from reproduce_cells import HOLDOUT_FRACTION, Cell, CellCache
 
-from dallmi_core import Callback, Corpus, Predictor, Progress, adapt, evaluate_scores, finetune, hide_labels
+from dallmi_core import (
+    Callback,
+    Corpus,
+    Predictor,
+    Progress,
+    adapt,
+    evaluate_scores,
+    finetune,
+    hide_labels,
+    split_holdout,
+)
 
 HEADLINE = ("mAP", "micro_AP", "macro_F1", "micro_F1", "roc_auc", "labels_without_positive", "n_rows")
 
@@ -35,12 +45,31 @@ class Timer(Callback):
         return self.fit_s - sum(self.eval_s)
 
 
-def score_checkpoint(checkpoint: Path, test: Corpus, device: str) -> dict[str, Any]:
-    """Test metrics of a checkpoint at 0.5 thresholds (never the thresholds stored from eval data)."""
+def score_checkpoint(checkpoint: Path, test: Corpus, device: str, known: Corpus | None = None) -> dict[str, Any]:
+    """Test metrics of a checkpoint at 0.5 thresholds (never the thresholds stored from eval data).
+
+    ``known``: the same rows with labels hidden; adds ``PU_mAP``, the mAP against the known positives only
+    (what a user with partial labels could measure on a held-out split).
+    """
     predictor = Predictor.load(checkpoint, device=device)
     scores = predictor.predict_scores(test.texts, batch_size=64)  # (N, L)
     report = evaluate_scores(test.y, scores, test.labels)
-    return {k: report[k] for k in HEADLINE}
+    metrics = {k: report[k] for k in HEADLINE}
+    if known is not None:
+        metrics["PU_mAP"] = evaluate_scores(known.y, scores, known.labels)["mAP"]
+    return metrics
+
+
+def target_sides(cell: Cell, corpora: dict[str, Corpus]) -> tuple[Corpus, Corpus, Corpus | None]:
+    """(adaptation corpus with labels hidden, evaluation corpus, evaluation corpus with labels hidden or None).
+
+    ``split='test'``: target_train and target_test (the protocol). ``split='holdout'``: target_train split
+    by ``split_holdout`` (20%, the cell's seed) so that tuning never scores target_test.
+    """
+    if cell.settings.split == "holdout":
+        train, held = split_holdout(corpora["target_train"], HOLDOUT_FRACTION, cell.seed)
+        return hide_labels(train, cell.ratio, cell.seed), held, hide_labels(held, cell.ratio, cell.seed)
+    return hide_labels(corpora["target_train"], cell.ratio, cell.seed), corpora["target_test"], None
 
 
 def ensure_source(cell: Cell, cache: CellCache, hashes: dict[str, str], corpora: dict[str, Corpus],
@@ -54,7 +83,7 @@ def ensure_source(cell: Cell, cache: CellCache, hashes: dict[str, str], corpora:
     log(f"[source] fine-tuning {source.name} on {corpora['source'].n_rows} rows")
     timer, start = Timer(), time.perf_counter()
     result = finetune(base=cell.settings.base, corpus=corpora["source"], out_dir=out_dir, callbacks=[timer],
-                      config=cell.settings.train_config(cell.seed))
+                      config=source.settings.train_config(source.seed, adapting=False))
     wall = time.perf_counter() - start
     cache.save(source, hashes, {"metrics": {}, "history": result.history, "wall_s": wall,
                                 "train_s": timer.train_s, "rows": {"source": corpora["source"].n_rows}})
@@ -66,22 +95,23 @@ def run_cell(cell: Cell, cache: CellCache, hashes: dict[str, str], corpora: dict
              keep_checkpoints: bool = False, log: Any = print) -> dict[str, Any]:
     """Run one cell (resuming its training state if a previous run was stopped) and cache its record."""
     source_ckpt = ensure_source(cell, cache, hashes, corpora, log)
-    test = corpora["target_test"]
+    train, test, test_known = target_sides(cell, corpora)
     rows = {name: c.n_rows for name, c in corpora.items()}
+    if cell.settings.split == "holdout":
+        rows.update(target_train=train.n_rows, holdout=test.n_rows)
     start = time.perf_counter()
     if cell.method == "none":
-        metrics = score_checkpoint(source_ckpt, test, cell.settings.device)
+        metrics = score_checkpoint(source_ckpt, test, cell.settings.device, test_known)
         record = {"metrics": metrics, "history": [], "wall_s": time.perf_counter() - start, "train_s": 0.0}
         cache.save(cell, hashes, {**record, "rows": rows})
         return record
-    train = hide_labels(corpora["target_train"], cell.ratio, cell.seed)
     work = cache.work_dir(cell, hashes)
     timer = Timer()
     result = adapt(base=str(source_ckpt), corpus=train, config=cell.settings.train_config(cell.seed, cell.variant),
                    out_dir=work, method=cell.method, eval_corpus=test,  # type: ignore[arg-type]
                    callbacks=[timer])
     wall = time.perf_counter() - start
-    metrics = score_checkpoint(result.checkpoint_dir, test, cell.settings.device)
+    metrics = score_checkpoint(result.checkpoint_dir, test, cell.settings.device, test_known)
     record = {"metrics": metrics, "history": result.history, "wall_s": wall, "train_s": timer.train_s,
               "eval_s": sum(timer.eval_s), "known_positives": train.known_positives}
     cache.save(cell, hashes, {**record, "rows": rows})

@@ -35,11 +35,12 @@ Key = tuple[str, str, str, float]
 
 
 def aggregate(records: dict[Cell, dict[str, Any]]) -> tuple[dict[Key, list], dict[Key, dict[str, tuple]]]:
-    """Records grouped by (corpus, method, variant, ratio) over seeds, and their (mean, std, n) per figure
+    """Records grouped by (corpus, method, variant label, ratio) over seeds (the label names a tuned lr or
+    lambda, ``Cell.label``), and their (mean, std, n) per figure
     (metrics in %, times in s; std with ddof=1, 0 for one seed)."""
     groups: dict[Key, list[dict[str, Any]]] = defaultdict(list)
     for cell, record in records.items():
-        groups[(cell.corpus, cell.method, cell.variant, cell.ratio)].append(record)
+        groups[(cell.corpus, cell.method, cell.label, cell.ratio)].append(record)
     stats: dict[Key, dict[str, tuple]] = {}
     for key, recs in groups.items():
         row: dict[str, tuple] = {}
