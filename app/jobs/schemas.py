@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.models.schemas import ModelName
 
@@ -38,6 +38,8 @@ class JobSubmitted(BaseModel):
 
 class JobProgress(BaseModel):
     """Where a running job is."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     epoch: int
     epochs: int
@@ -91,14 +93,7 @@ def job_public(job) -> JobPublic:
         base_model=job.base_version.ref,
         params=job.params,
         label_map=job.label_map,
-        progress=JobProgress(
-            epoch=job.epoch,
-            epochs=job.epochs,
-            step=job.step,
-            total_steps=job.total_steps,
-            loss=job.loss,
-            eta_s=job.eta_s,
-        ),
+        progress=JobProgress.model_validate(job),
         metrics=[e.metrics for e in job.epoch_metrics],
         error=job.error,
         cancel_requested=job.cancel_requested,

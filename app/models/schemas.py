@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasPath, BaseModel, ConfigDict, Field
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 ModelName = Annotated[str, Field(pattern=NAME_PATTERN, description="letters, digits, '.', '_', '-'")]
@@ -25,13 +25,13 @@ class BaseModelCreate(BaseModel):
 class ModelVersionPublic(BaseModel):
     """One version with its lineage and training record."""
 
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
 
     id: int
-    name: str
+    name: str = Field(validation_alias=AliasPath("model", "name"))
     version: int
     ref: str
-    kind: str
+    kind: str = Field(validation_alias=AliasPath("model", "kind"))
     source: str
     labels: list[str] | None
     thresholds: list[float] | None
@@ -39,7 +39,11 @@ class ModelVersionPublic(BaseModel):
     history: list[dict]
     config: dict
     method: str | None
-    parent: str | None = Field(description="the parent version as name:version (lineage)")
+    parent: str | None = Field(
+        default=None,
+        validation_alias=AliasPath("parent", "ref"),
+        description="the parent version as name:version (lineage)",
+    )
     parent_version_id: int | None
     job_id: int | None
     corpus_hash: str | None
@@ -51,9 +55,11 @@ class ModelVersionPublic(BaseModel):
 class ModelVersionSummary(BaseModel):
     """A version in a listing."""
 
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
+
     version: int
     ref: str
-    parent: str | None
+    parent: str | None = Field(default=None, validation_alias=AliasPath("parent", "ref"))
     job_id: int | None
     metrics: dict
     created_at: datetime
@@ -107,46 +113,13 @@ class AliasesPublic(BaseModel):
 
 
 def version_public(version) -> ModelVersionPublic:
-    """The public form of a ``ModelVersion`` row."""
-    return ModelVersionPublic(
-        id=version.id,
-        name=version.model.name,
-        version=version.version,
-        ref=version.ref,
-        kind=version.model.kind,
-        source=version.source,
-        labels=version.labels,
-        thresholds=version.thresholds,
-        metrics=version.metrics,
-        history=version.history,
-        config=version.config,
-        method=version.method,
-        parent=version.parent.ref if version.parent is not None else None,
-        parent_version_id=version.parent_version_id,
-        job_id=version.job_id,
-        corpus_hash=version.corpus_hash,
-        eval_corpus_hash=version.eval_corpus_hash,
-        checksums=version.checksums,
-        created_at=version.created_at,
-    )
+    """The public form of a ``ModelVersion`` row (its model's name and kind, its parent's ref)."""
+    return ModelVersionPublic.model_validate(version)
 
 
 def model_public(model, aliases: dict[str, int]) -> ModelPublic:
     """The public form of a ``RegisteredModel`` row with its aliases (alias -> version number)."""
+    versions = [ModelVersionSummary.model_validate(v) for v in model.versions]
     return ModelPublic(
-        name=model.name,
-        kind=model.kind,
-        created_at=model.created_at,
-        aliases=aliases,
-        versions=[
-            ModelVersionSummary(
-                version=v.version,
-                ref=v.ref,
-                parent=v.parent.ref if v.parent is not None else None,
-                job_id=v.job_id,
-                metrics=v.metrics,
-                created_at=v.created_at,
-            )
-            for v in model.versions
-        ],
+        name=model.name, kind=model.kind, created_at=model.created_at, aliases=aliases, versions=versions
     )
