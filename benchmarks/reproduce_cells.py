@@ -55,6 +55,10 @@ class Settings:
     """'test': adapt on target_train, score target_test (the protocol). 'holdout': adapt on 80% of
     target_train and score the other 20% with its full labels, for tuning without touching target_test."""
 
+    def __post_init__(self) -> None:
+        if self.adapt_lr == self.lr:  # the protocol's own lr, named: the same cells, the same keys
+            object.__setattr__(self, "adapt_lr", 0.0)
+
     def train_config(self, seed: int, variant: str = "default", *, adapting: bool = True) -> TrainConfig:
         """The TrainConfig of a cell: selection stays 'last' (never tuned on the test set)."""
         lr = self.adapt_lr if adapting and self.adapt_lr else self.lr

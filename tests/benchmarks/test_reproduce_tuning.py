@@ -23,6 +23,8 @@ def test_protocol_cells_keep_their_keys() -> None:
     cell = Cell("pubmed", "dallmi", 0.5, 0)
     spec = cell.spec(HASHES)
     assert not {"adapt_lr", "mixup_weight", "split"} & set(spec["settings"])  # left out at their defaults
+    named = Cell("pubmed", "dallmi", 0.5, 0, settings=Settings(adapt_lr=5e-5, mixup_weight=1.0))
+    assert named == cell and named.key(HASHES) == cell.key(HASHES)  # the protocol's lr, named explicitly
     tuned = Cell("pubmed", "dallmi", 0.5, 0, settings=Settings(adapt_lr=1e-4, mixup_weight=0.3))
     assert tuned.key(HASHES) != cell.key(HASHES)
     config = tuned.spec(HASHES)["train_config"]
