@@ -92,3 +92,14 @@ def test_via_api_refuses_the_holdout_split(tmp_path: Path, capsys: pytest.Captur
     args = ["--corpus", "pubmed", "--split", "holdout", "--via-api", "http://127.0.0.1:9", "--cache", str(tmp_path)]
     assert reproduce.main(args) == 2
     assert "dallmi_core only" in capsys.readouterr().err
+
+
+def test_report_shows_a_tuned_setting_beside_the_protocol(tuned: Path, toy_data: Path, tiny_bert: str) -> None:
+    assert reproduce.main(_args(toy_data, tiny_bert, tuned, "--methods", "dallmi", "--mixup-weight", "0")) == 0
+    assert reproduce.main(_args(toy_data, tiny_bert, tuned, "--methods", "dallmi", "--report")) == 0
+    text = (tuned / "docs" / "results.md").read_text()
+    assert "| toy | ours |" in text and "| toy | ours, lambda=0 |" in text
+    published = json.loads((tuned / "docs" / "results.json").read_text())
+    names = {r["name"] for r in published}
+    assert "toy-dallmi-default-r0.5-s0-lambda0" in names
+    assert not any(name.endswith("holdout") for name in names)  # tuning cells stay in docs/tuning.json
