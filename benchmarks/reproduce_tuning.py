@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 from reproduce_cells import HOLDOUT_FRACTION, Cell
 
-Setting = tuple[str, float, float]
-"""(method, adaptation lr, lambda)."""
+Setting = tuple[str, float, float | None]
+"""(method, adaptation lr, lambda; None for bce)."""
 
 
 def _setting(cell: Cell) -> Setting:
     s = cell.settings
-    return cell.method, s.adapt_lr or s.lr, s.mixup_weight if cell.method == "dallmi" else float("nan")
+    return cell.method, s.adapt_lr or s.lr, s.mixup_weight if cell.method == "dallmi" else None
 
 
 def holdout_stats(records: dict[Cell, dict[str, Any]], corpus: str) -> dict[Setting, dict[float, dict[str, Any]]]:
@@ -54,7 +54,7 @@ def choose(stats: dict[Setting, dict[float, dict[str, Any]]], ratios: list[float
 
 def _name(setting: Setting) -> str:
     method, lr, lam = setting
-    return f"{method} lr={lr:.0e}" + ("" if np.isnan(lam) else f" lambda={lam:g}")
+    return f"{method} lr={lr:.0e}" + ("" if lam is None else f" lambda={lam:g}")
 
 
 def tuning_table(stats: dict[Setting, dict[float, dict[str, Any]]], ratios: list[float]) -> list[str]:
@@ -64,12 +64,12 @@ def tuning_table(stats: dict[Setting, dict[float, dict[str, Any]]], ratios: list
     head = ["method", "lr", "lambda", *(f"mAP {r:.0%}" for r in ratios), *(f"PU mAP {r:.0%}" for r in ratios),
             "pick"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    for setting in sorted(stats, key=lambda s: (s[0], s[1], 0 if np.isnan(s[2]) else s[2])):
+    for setting in sorted(stats, key=lambda s: (s[0], s[1], s[2] or 0.0)):
         by_ratio = stats[setting]
         full = [f"{by_ratio[r]['mAP']:.1f} ± {by_ratio[r]['mAP_std']:.1f}" if r in by_ratio else "–" for r in ratios]
         pu = [f"{by_ratio[r]['PU_mAP']:.1f}" if r in by_ratio else "–" for r in ratios]
         marks = [m for m, chosen in (("by mAP", picked), ("by PU mAP", picked_pu)) if chosen.get(setting[0]) == setting]
-        lam = "–" if np.isnan(setting[2]) else f"{setting[2]:g}"
+        lam = "–" if setting[2] is None else f"{setting[2]:g}"
         figures = " | ".join(full + pu)
         lines.append(f"| {setting[0]} | {setting[1]:.0e} | {lam} | {figures} | {', '.join(marks)} |")
     return lines
@@ -95,7 +95,8 @@ def write_tuning(records: dict[Cell, dict[str, Any]], *, corpora: list[str], rat
         lines += [f"## {corpus}", ""]
         if none:
             lines += [f"No adaptation (`none`) on the same held-out rows: mAP {100 * np.mean(none):.1f}.", ""]
-        lines += [*tuning_table(stats, ratios), ""]
+        picks = ", ".join(_name(s) for _, s in sorted(choose(stats, ratios, "mAP").items()))
+        lines += [*tuning_table(stats, ratios), "", f"Picked by held-out mAP: {picks or 'none yet'}.", ""]
     md, js = docs_dir / "tuning.md", docs_dir / "tuning.json"
     md.parent.mkdir(parents=True, exist_ok=True)
     md.write_text("\n".join(lines), encoding="utf-8")

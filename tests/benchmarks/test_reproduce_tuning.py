@@ -49,7 +49,7 @@ def test_grid_plans_shared_cells_once() -> None:
 @pytest.fixture(scope="module")
 def tuned(toy_data: Path, tiny_bert: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tune")
-    grid = ["--split", "holdout", "--mixup-weight", "0", "1", "--adapt-lr", "5e-3", "1e-2"]
+    grid = ["--split", "holdout", "--mixup-weight", "0", "1", "--adapt-lr", "5e-3", "1e-2", "--ratios", "0.5", "0.3"]
     assert reproduce.main(_args(toy_data, tiny_bert, root, *grid)) == 0
     assert reproduce.main(_args(toy_data, tiny_bert, root, *grid, "--report")) == 0
     return root
@@ -57,7 +57,7 @@ def tuned(toy_data: Path, tiny_bert: str, tmp_path_factory: pytest.TempPathFacto
 
 def test_holdout_cells_score_held_out_target_train(tuned: Path) -> None:
     records = [json.loads(p.read_text()) for p in (tuned / "cache" / "cells").glob("*holdout*.json")]
-    assert len(records) == 1 + 2 * 2 + 2 * 2 * 1  # none; bce r=1 and 0.5 per lr; dallmi per lr and lambda
+    assert len(records) == 1 + 2 * 3 + 2 * 2 * 2  # none; bce r=1, .5, .3 per lr; dallmi per lr, lambda, ratio
     for record in records:
         held = record["rows"]["holdout"]
         assert record["metrics"]["n_rows"] == held != 16  # 16 = the rows of the toy target_test.csv
@@ -65,15 +65,18 @@ def test_holdout_cells_score_held_out_target_train(tuned: Path) -> None:
     dallmi = [r for r in records if r["cell"]["method"] == "dallmi"]
     assert {(r["train_config"]["lr"], r["train_config"]["mixup_weight"]) for r in dallmi} == {
         (5e-3, 0.0), (5e-3, 1.0), (1e-2, 0.0), (1e-2, 1.0)}
+    assert len(dallmi) == 8
 
 
 def test_tuning_report_picks_a_setting_per_method(tuned: Path) -> None:
     text = (tuned / "docs" / "tuning.md").read_text()
     assert "target_test is never scored" in text and "--split holdout" in text
     rows = [line for line in text.splitlines() if line.startswith("| bce") or line.startswith("| dallmi")]
-    assert len(rows) == 2 + 4
+    assert len(rows) == 2 + 4  # one row per setting, both ratios in it
+    assert all("–" not in row.split("|")[4] for row in rows)  # mAP at 50% filled in every row
     assert sum("by mAP" in row for row in rows) == 2  # one pick per method
-    assert len(json.loads((tuned / "docs" / "tuning.json").read_text())) == 9
+    assert "Picked by held-out mAP: bce lr=" in text and ", dallmi lr=" in text
+    assert len(json.loads((tuned / "docs" / "tuning.json").read_text())) == 15
     assert not (tuned / "docs" / "results.md").exists()
 
 
