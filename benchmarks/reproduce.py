@@ -55,7 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--split", choices=("test", "holdout"), default="test",
                    help="holdout: adapt on 80%% of target_train and score the other 20%% (tuning; "
                         "target_test is never scored); --report then writes docs/tuning.md")
-    p.add_argument("--max-source-rows", type=int, default=0, help="0: all rows of source.csv")
+    p.add_argument("--max-source-rows", nargs="+", type=_row_cap, default=[(None, 0)], metavar="[CORPUS=]N",
+                   help="cap on source.csv rows, for every corpus or per corpus (reuters=2000); 0: all rows")
     p.add_argument("--max-train-rows", type=int, default=0, help="0: all rows of target_train.csv")
     p.add_argument("--base", default="minilm-l6", help="encoder: minilm-l6, a local folder or a hub name")
     p.add_argument("--device", default="auto")
@@ -72,10 +73,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def settings_of(args: argparse.Namespace) -> list[Settings]:
-    """The run's settings: one, or a grid over --adapt-lr x --mixup-weight."""
+def _row_cap(text: str) -> tuple[str | None, int]:
+    """``N`` (every corpus) or ``CORPUS=N``."""
+    corpus, _, rows = text.rpartition("=")
+    try:
+        return corpus or None, int(rows)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or CORPUS=N, got {text!r}") from None
+
+
+def source_cap(args: argparse.Namespace, corpus: str) -> int:
+    """The source row cap of ``corpus`` (a per-corpus entry wins over a global one)."""
+    caps = dict(args.max_source_rows)
+    return caps.get(corpus, caps.get(None, 0))
+
+
+def settings_of(args: argparse.Namespace, corpus: str) -> list[Settings]:
+    """The run's settings for a corpus: one, or a grid over --adapt-lr x --mixup-weight."""
     return [Settings(base=args.base, epochs=args.epochs, max_length=args.max_tokens, batch_size=args.batch_size,
-                     lr=args.lr, max_source_rows=args.max_source_rows, max_train_rows=args.max_train_rows,
+                     lr=args.lr, max_source_rows=source_cap(args, corpus), max_train_rows=args.max_train_rows,
                      device=args.device, via="api" if args.via_api else "core", adapt_lr=lr, mixup_weight=lam,
                      split=args.split)
             for lr in args.adapt_lr for lam in args.mixup_weight]
@@ -159,8 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.restore:
         restored = cache.restore(json.loads(args.restore.read_text(encoding="utf-8")))
         print(f"restored {restored} cell(s) from {args.restore} into {cache.cells_dir}")
-    cells = plan_cells(args.corpus, ratios=args.ratios, seeds=args.seeds, methods=args.methods,
-                       ablations=args.ablations, settings=settings_of(args))
+    cells = [cell for corpus in args.corpus
+             for cell in plan_cells([corpus], ratios=args.ratios, seeds=args.seeds, methods=args.methods,
+                                    ablations=args.ablations, settings=settings_of(args, corpus))]
     failed = [] if args.report else run(cells, args, cache)
     records = collect(cells, args, cache)
     command = "python benchmarks/reproduce.py " + shlex.join(sys.argv[1:] if argv is None else argv)

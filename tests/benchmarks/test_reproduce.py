@@ -83,3 +83,13 @@ def test_same_seed_same_map(first_run: dict, toy_data: Path, tiny_bert: str, tmp
     assert again["key"] == first["key"]
     assert again["metrics"]["mAP"] == pytest.approx(first["metrics"]["mAP"], abs=1e-9)
     assert again["history"][0]["train_loss"] == pytest.approx(first["history"][0]["train_loss"], rel=1e-6)
+
+
+def test_source_cap_per_corpus(capsys: pytest.CaptureFixture[str]) -> None:
+    args = reproduce.parse_args(["--max-source-rows", "100", "reuters=2000"])
+    assert reproduce.source_cap(args, "reuters") == 2000 and reproduce.source_cap(args, "pubmed") == 100
+    assert reproduce.settings_of(args, "reuters")[0].max_source_rows == 2000
+    assert reproduce.source_cap(reproduce.parse_args([]), "reuters") == 0
+    with pytest.raises(SystemExit):
+        reproduce.parse_args(["--max-source-rows", "reuters=many"])
+    assert "expected N or CORPUS=N" in capsys.readouterr().err
