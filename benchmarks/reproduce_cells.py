@@ -75,7 +75,7 @@ class Settings:
 
     def tag(self) -> str:
         """The adaptation settings that differ from the protocol's, e.g. ``lr=1e-04 lambda=0.3``; '' if none."""
-        parts = [f"lr={self.adapt_lr:.0e}" if self.adapt_lr and self.adapt_lr != self.lr else "",
+        parts = [f"lr={self.adapt_lr:.0e}" if self.adapt_lr else "",
                  f"lambda={self.mixup_weight:g}" if self.mixup_weight != 1.0 else ""]
         return " ".join(p for p in parts if p)
 
@@ -198,6 +198,15 @@ def hardware() -> dict[str, Any]:
             "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
 
 
+def _write_atomic(path: Path, record: dict[str, Any]) -> Path:
+    """Write a cell's JSON through a temp file and a rename: a killed run never leaves half a cell."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True, allow_nan=True), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
 class CellCache:
     """One JSON file per finished cell, ``<cache>/cells/<cell name>-<key>.json``."""
 
@@ -213,16 +222,11 @@ class CellCache:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
     def save(self, cell: Cell, hashes: dict[str, str], record: dict[str, Any]) -> Path:
-        """Write atomically (temp file then rename): a killed run never leaves half a cell."""
-        path = self.path(cell, hashes)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Cache a finished cell's record with its full config, hardware and command."""
         full = {"key": cell.key(hashes), "name": cell.name, **cell.spec(hashes), **record,
                 "hardware": hardware(), "command": "python " + shlex.join(sys.argv),
                 "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(full, indent=1, sort_keys=True, allow_nan=True), encoding="utf-8")
-        tmp.replace(path)
-        return path
+        return _write_atomic(self.path(cell, hashes), full)
 
     def restore(self, records: list[dict[str, Any]]) -> int:
         """Put published records (a ``results.json``) back into the cache under their own name and key, so
@@ -230,14 +234,13 @@ class CellCache:
         kept. Returns how many were restored.
 
         Raises:
-            KeyError: a record without its ``name`` or ``key``.
+            KeyError: a record without its ``cell``, ``settings`` or ``data``.
         """
-        self.cells_dir.mkdir(parents=True, exist_ok=True)
         restored = 0
         for record in records:
-            path = self.cells_dir / f"{record['name']}-{record['key']}.json"
+            path = self.path(Cell.from_record(record), record["data"])
             if not path.is_file():
-                path.write_text(json.dumps(record, indent=1, sort_keys=True, allow_nan=True), encoding="utf-8")
+                _write_atomic(path, record)
                 restored += 1
         return restored
 
