@@ -89,7 +89,7 @@ def _job_seconds(job: dict[str, Any]) -> float | None:
 
 
 def _params(cell: Cell, variant: str) -> dict[str, Any]:
-    config = cell.settings.train_config(cell.seed, variant, adapting=cell.method != "source").to_dict()
+    config = cell.settings.train_config(cell.seed, variant).to_dict()
     return {k: v for k, v in config.items() if k != "extra"}
 
 

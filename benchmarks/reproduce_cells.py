@@ -59,11 +59,12 @@ class Settings:
         if self.adapt_lr == self.lr:  # the protocol's own lr, named: the same cells, the same keys
             object.__setattr__(self, "adapt_lr", 0.0)
 
-    def train_config(self, seed: int, variant: str = "default", *, adapting: bool = True) -> TrainConfig:
-        """The TrainConfig of a cell: selection stays 'last' (never tuned on the test set)."""
-        lr = self.adapt_lr if adapting and self.adapt_lr else self.lr
-        return TrainConfig(batch_size=self.batch_size, lr=lr, epochs=self.epochs, max_length=self.max_length,
-                           seed=seed, device=self.device, selection="last", mixup_weight=self.mixup_weight,
+    def train_config(self, seed: int, variant: str = "default") -> TrainConfig:
+        """The TrainConfig of a cell: selection stays 'last' (never tuned on the test set). A source cell's
+        settings have no adapt_lr (``for_method('source')``), so it trains at ``lr``."""
+        return TrainConfig(batch_size=self.batch_size, lr=self.adapt_lr or self.lr, epochs=self.epochs,
+                           max_length=self.max_length, seed=seed, device=self.device, selection="last",
+                           mixup_weight=self.mixup_weight,
                            **VARIANTS[variant])  # type: ignore[arg-type]
 
     def for_method(self, method: str) -> Settings:
@@ -114,7 +115,7 @@ class Cell:
 
     def spec(self, data_hashes: dict[str, str]) -> dict[str, Any]:
         """The full config the cell is keyed by (the data files' hashes included)."""
-        config = self.settings.train_config(self.seed, self.variant, adapting=self.method != "source").to_dict()
+        config = self.settings.train_config(self.seed, self.variant).to_dict()
         return {"cell": {k: v for k, v in asdict(self).items() if k != "settings"},
                 "settings": self.settings.key_dict(), "train_config": config, "data": data_hashes}
 

@@ -83,7 +83,7 @@ def ensure_source(cell: Cell, cache: CellCache, hashes: dict[str, str], corpora:
     log(f"[source] fine-tuning {source.name} on {corpora['source'].n_rows} rows")
     timer, start = Timer(), time.perf_counter()
     result = finetune(base=cell.settings.base, corpus=corpora["source"], out_dir=out_dir, callbacks=[timer],
-                      config=source.settings.train_config(source.seed, adapting=False))
+                      config=source.settings.train_config(source.seed))
     wall = time.perf_counter() - start
     cache.save(source, hashes, {"metrics": {}, "history": result.history, "wall_s": wall,
                                 "train_s": timer.train_s, "rows": {"source": corpora["source"].n_rows}})
