@@ -21,11 +21,11 @@ import torch
 from reproduce_cells import Cell, CellCache, Settings, data_hashes, load_corpora
 from reproduce_local import ensure_source
 
-from dallmi_core import hide_labels, load_classifier
-from dallmi_core.losses import bce_loss, mixup_penalty_per_label, variational_loss
-from dallmi_core.mixup import draw_pairs, forward_with_mixup, mixup_target
+from dallmi_core import TrainConfig, hide_labels, load_classifier
+from dallmi_core.losses import bce_loss
 from dallmi_core.modeling import encode
 from dallmi_core.sampler import make_sampler
+from dallmi_core.steps import dallmi_terms
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,11 +56,7 @@ def probe_batch(model: Any, ids: torch.Tensor, mask: torch.Tensor, known: np.nda
     """Loss terms (summed over labels, as in L_final) and their gradient norms on one batch ``(B, T)``."""
     params = [p for p in model.parameters() if p.requires_grad]
     known_t = torch.from_numpy(known.astype(np.float32))  # (B, L)
-    pairs = draw_pairs(known, 0.3, 0.3, rng)
-    logits, mixed = forward_with_mixup(model, ids, mask, pairs, "word")  # (B, L), (L, L)
-    var = variational_loss(logits, known_t, "norm")
-    labels = torch.arange(logits.shape[1])
-    mix = mixup_penalty_per_label(mixup_target(pairs.mu, logits[pairs.unl_idx, labels]), mixed, pairs.valid).sum()
+    logits, var, mix = dallmi_terms(model, ids, mask, known_t, known, TrainConfig(), rng)  # paper's defaults
     bce = bce_loss(logits, known_t)
     scores = torch.sigmoid(logits.detach())
     pos, unl = known.astype(bool), ~known.astype(bool)

@@ -58,14 +58,29 @@ def dallmi_step(model: nn.Module, input_ids: Tensor, attention_mask: Tensor, kno
         logits = model(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, L)
         var = variational_loss(logits, known, config.loss_form)
         return StepOutput(var, {"var": var.detach(), "mixup": torch.zeros((), device=var.device)})
+    _, var, mix = dallmi_terms(model, input_ids, attention_mask, known, known_host, config, rng)
+    loss = var + config.mixup_weight * mix
+    return StepOutput(loss, {"var": var.detach(), "mixup": mix.detach()})
+
+
+def dallmi_terms(model: nn.Module, input_ids: Tensor, attention_mask: Tensor, known: Tensor,
+                 known_host: np.ndarray, config: TrainConfig,
+                 rng: np.random.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """The two terms of ``L_final`` before lambda, with their graphs (Algorithm 1, lines 4-10): for
+    :func:`dallmi_step` and for probes that need each term's own gradient.
+
+    Args: as :func:`dallmi_step`.
+
+    Returns:
+        ``(logits (B, L), sum_l L_var^l (Eq. 1), sum_l M_reg^l (Eq. 2))``, the last two scalars.
+    """
     pairs = draw_pairs(known_host, config.alpha, config.beta, rng).to(input_ids.device)
     logits, mixed_logits = forward_with_mixup(model, input_ids, attention_mask, pairs, config.mixup_at)
     var = variational_loss(logits, known, config.loss_form)
     labels = torch.arange(logits.shape[1], device=logits.device)
     target = mixup_target(pairs.mu, logits[pairs.unl_idx, labels])  # (L,) Eq. 5
     mix = mixup_penalty_per_label(target, mixed_logits, pairs.valid).sum()  # Eq. 2 summed over labels
-    loss = var + config.mixup_weight * mix
-    return StepOutput(loss, {"var": var.detach(), "mixup": mix.detach()})
+    return logits, var, mix
 
 
 @torch.no_grad()

@@ -38,7 +38,7 @@ INTERNAL = {
     "checkpoint": {"load_train_state", "restore_rng", "rng_state", "save_train_state"},
     "cli": {"adapt_cmd", "evaluate_cmd", "finetune_cmd", "predict_cmd"},
     "modeling": {"checkpoint_labels", "is_checkpoint", "resolve_device"},
-    "steps": {"StepOutput", "bce_step", "dallmi_step", "heldout_variational_loss"},
+    "steps": {"StepOutput", "bce_step", "dallmi_step", "dallmi_terms", "heldout_variational_loss"},
 }
 
 
