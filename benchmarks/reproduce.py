@@ -1,6 +1,7 @@
 """Reproduce the DALLMi paper's Table 2 (none / bce / dallmi at label ratios, bce at 100%), its ablations
 (Table 3: MixUp place, log loss), its sampler comparison (Table 4) and Fig. 5 (mAP per epoch) on the corpora
-of ../shared/data/, following the evaluation protocol of ../shared/data/README.md.
+of ../shared/data/, following the evaluation protocol of ../shared/data/README.md; beside them, the baselines
+a user would pick instead (``tfidf``, ``probe``: ``reproduce_baselines.py``) and the floors of each split.
 
 Every finished cell (corpus, method, variant, ratio, seed, settings) is cached as one JSON file under
 ``--cache`` keyed by its full config, so a stopped run resumes where it stopped (a cell whose training was
@@ -10,6 +11,8 @@ the cache for the cells the other options define.
     # the full protocol (MiniLM-L6 on this CPU machine; hours per corpus)
     python benchmarks/reproduce.py --corpus pubmed
     python benchmarks/reproduce.py --corpus pubmed --report
+    # only the baselines (minutes; no source model is trained)
+    python benchmarks/reproduce.py --corpus pubmed --methods tfidf probe --ablations
     # a smoke run
     python benchmarks/reproduce.py --corpus pubmed --seeds 0 --ratios 0.5 --epochs 1 --max-tokens 64 \\
         --max-source-rows 200 --ablations
@@ -27,7 +30,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from reproduce_cells import ABLATIONS, METHODS, Cell, CellCache, Settings, data_hashes, load_corpora, plan_cells
+from reproduce_cells import (
+    ABLATIONS,
+    BASELINES,
+    METHODS,
+    Cell,
+    CellCache,
+    Settings,
+    data_hashes,
+    load_corpora,
+    plan_cells,
+)
 from reproduce_report import write_report
 from reproduce_tuning import write_tuning
 
@@ -41,7 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ratios", nargs="+", type=float, default=[0.5, 0.3, 0.1])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--methods", nargs="*", choices=METHODS, default=list(METHODS),
-                   help="none, bce, dallmi and upper (bce at 100%% labels)")
+                   help="none, bce, dallmi, upper (bce at 100%% labels) and the baselines tfidf and probe "
+                        "(source only, source + target at each ratio, source + all of target)")
     p.add_argument("--ablations", nargs="*", choices=ABLATIONS, default=list(ABLATIONS),
                    help="DALLMi variants (give the flag alone for none)")
     p.add_argument("--epochs", type=int, default=12)
@@ -98,16 +112,26 @@ def settings_of(args: argparse.Namespace, corpus: str) -> list[Settings]:
 
 
 def _runner(args: argparse.Namespace, cache: CellCache) -> Any:
-    """A function ``(cell, hashes, corpora) -> record`` for the chosen way of running."""
+    """A function ``(cell, hashes, corpora) -> record`` for the chosen way of running; baselines always run
+    here (they need neither a source model nor the service)."""
+    from reproduce_baselines import run_baseline_cell
+
     if args.via_api:
         from reproduce_api import ApiClient, ApiRunner
 
-        api = ApiRunner(ApiClient(args.via_api), args.via_api, cache)
-        return api.run_cell
-    from reproduce_local import run_cell
+        neural = ApiRunner(ApiClient(args.via_api), args.via_api, cache).run_cell
+    else:
+        from reproduce_local import run_cell
 
-    return lambda cell, hashes, corpora: run_cell(cell, cache, hashes, corpora,
-                                                  keep_checkpoints=args.keep_checkpoints)
+        def neural(cell: Cell, hashes: dict[str, str], corpora: dict[str, Any]) -> dict[str, Any]:
+            return run_cell(cell, cache, hashes, corpora, keep_checkpoints=args.keep_checkpoints)
+
+    def runner(cell: Cell, hashes: dict[str, str], corpora: dict[str, Any]) -> dict[str, Any]:
+        if cell.method in BASELINES:
+            return run_baseline_cell(cell, cache, hashes, corpora)
+        return neural(cell, hashes, corpora)
+
+    return runner
 
 
 def run(cells: list[Cell], args: argparse.Namespace, cache: CellCache) -> list[str]:
@@ -139,7 +163,10 @@ def run(cells: list[Cell], args: argparse.Namespace, cache: CellCache) -> list[s
 
 
 def _same_run(cell: Cell, planned: set[Settings]) -> bool:
-    """Whether a cached cell was made with the run's settings apart from the adaptation's lr and lambda."""
+    """Whether a cached cell was made with the run's settings apart from the adaptation's lr and lambda (a
+    baseline: with the settings that matter to it)."""
+    if cell.method in BASELINES:
+        return any(cell.settings == p.for_method(cell.method) for p in planned)
     return any(replace(cell.settings, adapt_lr=p.adapt_lr, mixup_weight=p.mixup_weight) == p for p in planned)
 
 
@@ -149,15 +176,15 @@ def collect(cells: list[Cell], args: argparse.Namespace, cache: CellCache) -> di
     tuned setting confirmed on target_test); writes ``<cache>/results.json``."""
     hashes = {c: data_hashes(args.data_dir, c) for c in args.corpus}
     records: dict[Cell, dict[str, Any]] = {}
-    for cell in [*cells, *dict.fromkeys(c.source() for c in cells)]:
+    for cell in [*cells, *dict.fromkeys(c.source() for c in cells if c.method not in BASELINES)]:
         record = cache.load(cell, hashes[cell.corpus])
         if record is not None:
             records[cell] = record
     if args.report:
-        planned = {c.settings for c in cells}
+        planned = {s for corpus in args.corpus for s in settings_of(args, corpus)}
         for cell, record in cache.records().items():
             if (cell.corpus in hashes and record.get("data") == hashes[cell.corpus] and cell.seed in args.seeds
-                    and cell.ratio in (*args.ratios, 1.0) and _same_run(cell, planned)):
+                    and cell.ratio in (0.0, *args.ratios, 1.0) and _same_run(cell, planned)):
                 records.setdefault(cell, record)
     cache.root.mkdir(parents=True, exist_ok=True)
     (cache.root / "results.json").write_text(json.dumps(list(records.values()), indent=1), encoding="utf-8")

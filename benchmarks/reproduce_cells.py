@@ -28,7 +28,19 @@ VARIANTS: dict[str, dict[str, str]] = {
 }
 """DALLMi variants: the paper's method and its ablations (Table 3 i and ii, Table 4)."""
 ABLATIONS = ("mixup_encoder", "mixup_pooled", "log_loss", "random_sampler")
-METHODS = ("none", "bce", "dallmi", "upper")
+BASELINES = ("tfidf", "probe")
+"""Baselines a user would pick instead (``benchmarks/reproduce_baselines.py``), at ratio 0.0 (source only),
+each label ratio (source + target_train with labels hidden) and 1.0 (source + all of target_train)."""
+METHODS = ("none", "bce", "dallmi", "upper", *BASELINES)
+LOGREG: dict[str, Any] = {"C": 1.0, "class_weight": "balanced", "max_iter": 2000, "solver": "liblinear"}
+BASELINE_CONFIG: dict[str, dict[str, Any]] = {
+    "tfidf": {"ngram_range": [1, 2], "sublinear_tf": True, "min_df": "2 from 50 training rows, else 1",
+              "logreg": LOGREG, "cv_folds": 5},
+    "probe": {"pooling": "mask-weighted mean of the last hidden state, L2-normalised", "batch_size": 64,
+              "logreg": LOGREG, "cv_folds": 5},
+}
+"""What a baseline cell is keyed by instead of a TrainConfig; ``reproduce_baselines`` builds its models
+from these values, so a change of them changes the cells' keys."""
 
 
 @dataclass(frozen=True)
@@ -69,9 +81,14 @@ class Settings:
 
     def for_method(self, method: str) -> Settings:
         """The settings that matter to a method: the source model and 'none' have no adaptation settings,
-        bce has no lambda (so a lambda grid does not re-run them); the split stays."""
+        bce has no lambda (so a lambda grid does not re-run them), a baseline has no training budget (tfidf
+        keeps the row caps, probe also its encoder, truncation and device); the split stays."""
         if method in ("source", "none"):
             return replace(self, adapt_lr=0.0, mixup_weight=1.0, split="test" if method == "source" else self.split)
+        if method in BASELINES:
+            kept = ("base", "max_length", "device") if method == "probe" else ()
+            return replace(Settings(**{k: getattr(self, k) for k in kept}), max_source_rows=self.max_source_rows,
+                           max_train_rows=self.max_train_rows, split=self.split)
         return replace(self, mixup_weight=1.0) if method == "bce" else self
 
     def tag(self) -> str:
@@ -92,7 +109,8 @@ HOLDOUT_FRACTION = 0.2
 
 @dataclass(frozen=True)
 class Cell:
-    """One evaluated model: ``method`` in none|bce|dallmi|source, label ``ratio`` (1.0 = all labels)."""
+    """One evaluated model: ``method`` in none|bce|dallmi|source|tfidf|probe, label ``ratio`` (1.0 = all
+    labels; 0.0 = a baseline trained on the source only)."""
 
     corpus: str
     method: str
@@ -114,10 +132,14 @@ class Cell:
         return f"{self.variant}, {tag}" if tag else self.variant
 
     def spec(self, data_hashes: dict[str, str]) -> dict[str, Any]:
-        """The full config the cell is keyed by (the data files' hashes included)."""
+        """The full config the cell is keyed by (the data files' hashes included); a baseline's model
+        config stands in for the TrainConfig it does not use."""
+        cell = {k: v for k, v in asdict(self).items() if k != "settings"}
+        if self.method in BASELINES:
+            return {"cell": cell, "settings": self.settings.key_dict(), "baseline": BASELINE_CONFIG[self.method],
+                    "data": data_hashes}
         config = self.settings.train_config(self.seed, self.variant).to_dict()
-        return {"cell": {k: v for k, v in asdict(self).items() if k != "settings"},
-                "settings": self.settings.key_dict(), "train_config": config, "data": data_hashes}
+        return {"cell": cell, "settings": self.settings.key_dict(), "train_config": config, "data": data_hashes}
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Cell:
@@ -138,8 +160,9 @@ def plan_cells(corpora: list[str], *, ratios: list[float], seeds: list[int], met
     """Every cell of a run, main table first then ablations, seed by seed (so early results are usable).
     ``settings``: one Settings, or a grid of them (a tuning sweep over adapt_lr and mixup_weight).
 
-    ``methods``: none, bce, dallmi, upper (bce at r = 1.0). ``ablations``: DALLMi variants at every ratio,
-    except ``random_sampler`` (Table 4) which runs at r = 0.5 only.
+    ``methods``: none, bce, dallmi, upper (bce at r = 1.0), and the baselines tfidf and probe at r = 0.0
+    (source only), every ratio and 1.0. ``ablations``: DALLMi variants at every ratio, except
+    ``random_sampler`` (Table 4) which runs at r = 0.5 only.
     """
     grid = [settings] if isinstance(settings, Settings) else list(settings)
     cells: list[Cell] = []
@@ -153,12 +176,14 @@ def plan_cells(corpora: list[str], *, ratios: list[float], seeds: list[int], met
                 for ratio in ratios:
                     cells += [Cell(corpus, m, ratio, seed, settings=s.for_method(m))
                               for m in ("bce", "dallmi") if m in methods]
+                cells += [Cell(corpus, m, ratio, seed, settings=s.for_method(m))
+                          for m in BASELINES if m in methods for ratio in (0.0, *ratios, 1.0)]
     for corpus in corpora:
         for seed in seeds:
             for variant in ablations:
                 var_ratios = [r for r in ratios if r == 0.5] if variant == "random_sampler" else ratios
                 cells += [Cell(corpus, "dallmi", r, seed, variant, s) for s in grid for r in var_ratios]
-    return list(dict.fromkeys(cells))  # a grid over lambda plans the same bce and none cells once
+    return list(dict.fromkeys(cells))  # a grid over lambda plans the same bce, none and baseline cells once
 
 
 def data_hashes(data_dir: Path, corpus: str) -> dict[str, str]:

@@ -55,15 +55,19 @@ def plot_epochs(groups: dict[tuple, list[dict[str, Any]]], corpus: str, path: Pa
 
 def plot_ratios(stats: dict[tuple, dict[str, Any]], corpus: str, ratios: list[float], path: Path,
                 title: str) -> bool:
-    """mAP (mean +- std over seeds) against the label ratio for bce and dallmi; 'none' as a line."""
+    """mAP (mean +- std over seeds) against the label ratio for bce and dallmi, and for the baselines (0%:
+    trained on the source only, dashed); 'none' as a line."""
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     drawn = False
-    for method, colour in (("bce", "tab:blue"), ("dallmi", "tab:green")):
-        xs = sorted({*ratios, 1.0} if method == "bce" else set(ratios))
-        points = [(x, stats[(corpus, method, "default", x)]) for x in xs if (corpus, method, "default", x) in stats]
+    for method, colour, xs in (("bce", "tab:blue", {*ratios, 1.0}), ("dallmi", "tab:green", set(ratios)),
+                               ("tfidf", "tab:orange", {0.0, *ratios, 1.0}),
+                               ("probe", "tab:purple", {0.0, *ratios, 1.0})):
+        points = [(x, stats[(corpus, method, "default", x)]) for x in sorted(xs)
+                  if (corpus, method, "default", x) in stats]
         if points:
             ax.errorbar([100 * x for x, _ in points], [s["mAP"][0] for _, s in points],
-                        yerr=[s["mAP"][1] for _, s in points], marker="o", capsize=3, color=colour, label=method)
+                        yerr=[s["mAP"][1] for _, s in points], marker="o", capsize=3, color=colour, label=method,
+                        linestyle="--" if method in ("tfidf", "probe") else "-")
             drawn = True
     none = stats.get((corpus, "none", "default", 1.0))
     if none is not None:

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from reproduce_cells import HOLDOUT_FRACTION, Cell
+from reproduce_cells import BASELINES, HOLDOUT_FRACTION, Cell
+from reproduce_figures import baseline_table, floors_line
+from reproduce_report import aggregate
 
 Setting = tuple[str, float, float | None]
 """(method, adaptation lr, lambda; None for bce)."""
@@ -75,6 +77,15 @@ def tuning_table(stats: dict[Setting, dict[float, dict[str, Any]]], ratios: list
     return lines
 
 
+def _baselines(records: dict[Cell, dict[str, Any]], corpus: str, ratios: list[float]) -> list[str]:
+    """The baselines' held-out mAP (%) per training set and the floors of the held-out rows."""
+    _, stats = aggregate({c: r for c, r in records.items() if c.corpus == corpus and c.method in BASELINES
+                          and c.settings.split == "holdout"})
+    table = [*baseline_table(stats, [corpus], ratios), ""] if stats else []
+    return ["Baselines on the same held-out rows (mAP; source + r% target: the 80% part with labels hidden at r):",
+            "", *table, floors_line(records, corpus, "the held-out rows"), ""]
+
+
 def write_tuning(records: dict[Cell, dict[str, Any]], *, corpora: list[str], ratios: list[float], docs_dir: Path,
                  command: str) -> tuple[Path, Path]:
     """Write ``docs_dir/tuning.md`` and ``docs_dir/tuning.json`` (every holdout cell); returns both paths."""
@@ -96,7 +107,8 @@ def write_tuning(records: dict[Cell, dict[str, Any]], *, corpora: list[str], rat
         if none:
             lines += [f"No adaptation (`none`) on the same held-out rows: mAP {100 * np.mean(none):.1f}.", ""]
         picks = ", ".join(_name(s) for _, s in sorted(choose(stats, ratios, "mAP").items()))
-        lines += [*tuning_table(stats, ratios), "", f"Picked by held-out mAP: {picks or 'none yet'}.", ""]
+        lines += [*tuning_table(stats, ratios), "", f"Picked by held-out mAP: {picks or 'none yet'}.", "",
+                  *_baselines(records, corpus, ratios)]
     md, js = docs_dir / "tuning.md", docs_dir / "tuning.json"
     md.parent.mkdir(parents=True, exist_ok=True)
     md.write_text("\n".join(lines), encoding="utf-8")

@@ -11,8 +11,10 @@ from .checkpoint import (
     save_checkpoint,
     verify_checkpoint,
 )
+from .classifier import MultiLabelClassifier
 from .config import TrainConfig
 from .corpus import Corpus, CorpusError, hide_labels, read_corpus, split_holdout
+from .decisions import collapse_warnings, estimate_prior, lee_liu_thresholds, prior_thresholds
 from .evaluate import Predictor, best_f1_thresholds, evaluate_scores, predict_scores
 from .losses import (
     VariationalLoss,
@@ -37,6 +39,7 @@ __all__ = [
     "Encoded",
     "LabelBalancedSampler",
     "MixupPairs",
+    "MultiLabelClassifier",
     "Predictor",
     "Progress",
     "RandomBatchSampler",
@@ -46,6 +49,8 @@ __all__ = [
     "VariationalLoss",
     "adapt",
     "bce_loss",
+    "collapse_warnings",
+    "estimate_prior",
     "best_f1_thresholds",
     "checkpoint_sha256",
     "draw_pairs",
@@ -54,6 +59,7 @@ __all__ = [
     "finetune",
     "forward_with_mixup",
     "hide_labels",
+    "lee_liu_thresholds",
     "load_checkpoint_meta",
     "load_classifier",
     "make_sampler",
@@ -61,6 +67,7 @@ __all__ = [
     "mixup_penalty_per_label",
     "mixup_target",
     "predict_scores",
+    "prior_thresholds",
     "read_corpus",
     "resolve_base_model",
     "save_checkpoint",

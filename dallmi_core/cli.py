@@ -74,8 +74,20 @@ def _run_training(fn: Any, **kwargs: Any) -> None:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     console.print(f"checkpoint: [bold]{result.checkpoint_dir}[/bold]")
-    if result.metrics:
-        _print_metrics(result.metrics)
+    _print_summary(result.metrics)
+
+
+def _print_summary(metrics: dict[str, Any]) -> None:
+    """Evaluation figures (with --eval), how the thresholds were chosen, and the adaptation's warnings."""
+    if "mAP" in metrics:
+        _print_metrics(metrics)
+    if metrics.get("threshold_rule"):
+        console.print(f"thresholds: {metrics['threshold_rule']}")
+    if metrics.get("labels_not_adapted"):
+        console.print(f"[yellow]not adapted[/yellow] (no known positive; kept as the source model had them): "
+                      f"{', '.join(metrics['labels_not_adapted'])}")
+    for warning in metrics.get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {warning}")
 
 
 def _print_metrics(metrics: dict[str, Any]) -> None:

@@ -11,43 +11,83 @@ LossForm = Literal["norm", "log"]
 MixupAt = Literal["word", "encoder", "pooled"]
 SamplerKind = Literal["balanced", "random"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
-Selection = Literal["last", "best"]
+Selection = Literal["auto", "last", "best"]
+Pooling = Literal["mean", "cls"]
+HeadInit = Literal["probe", "random"]
+MixupGrad = Literal["prediction", "full"]
+ThresholdRule = Literal["auto", "validation", "pu", "fixed"]
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "loss_form": ("norm", "log"),
     "mixup_at": ("word", "encoder", "pooled"),
     "sampler": ("balanced", "random"),
     "precision": ("auto", "fp32", "bf16", "fp16"),
-    "selection": ("last", "best"),
+    "selection": ("auto", "last", "best"),
+    "pooling": ("mean", "cls"),
+    "head_init": ("probe", "random"),
+    "mixup_grad": ("prediction", "full"),
+    "thresholds": ("auto", "validation", "pu", "fixed"),
 }
 
-_INTS = ("batch_size", "epochs", "max_length", "grad_accum", "seed", "eval_batch_size", "checkpoint_every_steps")
-_FLOATS = ("lr", "alpha", "beta", "mixup_weight", "weight_decay", "warmup_ratio", "max_grad_norm", "val_fraction")
+_INTS = ("batch_size", "epochs", "max_length", "grad_accum", "seed", "eval_batch_size", "checkpoint_every_steps",
+         "min_steps")
+_FLOATS = ("lr", "alpha", "beta", "mixup_weight", "weight_decay", "warmup_ratio", "max_grad_norm", "val_fraction",
+           "anchor_weight")
+
+
+PAPER_PRESET: dict[str, Any] = {
+    "batch_size": 64, "lr": 5e-5, "epochs": 12, "max_length": 128, "min_steps": 0, "pooling": "cls",
+    "head_init": "random", "mixup_weight": 1.0, "mixup_grad": "full", "anchor_weight": 0.0, "val_fraction": 0.0,
+    "selection": "last", "thresholds": "fixed",
+}
+"""The paper's settings (section 4, bert-base on a GPU) and its classifier (``BertForSequenceClassification``
+over [CLS], a randomly initialised head, the MixUp term with gradient, 0.5 thresholds): ``preset="paper"``."""
+
+PRESETS: dict[str, dict[str, Any]] = {"default": {}, "paper": PAPER_PRESET}
 
 
 @dataclass
 class TrainConfig:
-    """Hyperparameters of one training run; defaults are the paper's (batch 64, lr 5e-5, 12 epochs,
-    alpha = beta = 0.3, lambda = 1, 128 tokens).
+    """Hyperparameters of one training run (fine-tuning or adaptation).
+
+    The defaults are the product's recipe, chosen on held-out target_train rows (docs/recipe.md); the
+    paper's settings are the ``paper`` preset (:data:`PAPER_PRESET`, ``TrainConfig.from_dict({"preset":
+    "paper"})``).
 
     Raises:
         ValueError: from ``__post_init__`` when a value is out of range or fields contradict each other.
     """
 
-    batch_size: int = 64
+    batch_size: int = 32
     """Rows per optimisation batch B (before gradient accumulation)."""
     lr: float = 5e-5
     """Peak AdamW learning rate."""
-    epochs: int = 12
-    """Number of passes over the training corpus."""
+    epochs: int = 4
+    """Number of passes over the training corpus (raised on small corpora to reach ``min_steps``)."""
+    min_steps: int = 200
+    """Minimum number of optimiser steps: a small corpus gets more epochs (0: exactly ``epochs``)."""
     max_length: int = 128
     """Maximum tokens per text (truncation); batches are padded dynamically up to this."""
+    pooling: Pooling = "mean"
+    """Sentence embedding a new head reads: mean of the last hidden states (what sentence encoders were
+    trained for) or BERT's pooler over [CLS] (the paper's classifier). A checkpoint keeps its own."""
+    head_init: HeadInit = "probe"
+    """A new head (fine-tuning) starts as a logistic-regression probe on the frozen pooled embeddings of the
+    training rows (LP-FT, Kumar et al. 2022), or random."""
     alpha: float = 0.3
     """First shape parameter of the MixUp coefficient mu ~ Beta(alpha, beta) (Eq. 3)."""
     beta: float = 0.3
     """Second shape parameter of mu ~ Beta(alpha, beta) (Eq. 3)."""
     mixup_weight: float = 1.0
     """lambda, the weight of the MixUp term in L_final (Algorithm 1, line 11). 0 disables MixUp."""
+    mixup_grad: MixupGrad = "prediction"
+    """Which side of Eq. 2 carries gradient: "prediction" (the mixed row's score; the target of Eq. 5 is a
+    constant) or "full" (also through sigma(Phi(s_u)) in the target, which pulls unlabeled scores up)."""
+    anchor_weight: float = 1.0
+    """Adaptation only: weight of the self-distillation anchor, the BCE between the adapted model's scores
+    and the source model's own scores on the target rows' unknown entries (Learning without Forgetting,
+    Li & Hoiem 2016). Keeps labels without a known positive, and the scale of all scores, where the source
+    model had them. 0 disables it (the paper's loss)."""
     loss_form: LossForm = "norm"
     """Variational loss form: the paper's "norm" (Eq. 1) or VPU's "log" (Table 3 ii)."""
     mixup_at: MixupAt = "word"
@@ -63,15 +103,23 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     """Gradient clipping norm; 0 disables clipping."""
     seed: int = 0
-    """Seed of the sampler, MixUp draws, dropout and classifier-head initialisation."""
+    """Seed of the sampler, MixUp draws, dropout, the validation split and the head's initialisation."""
     device: str = "auto"
     """'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N'."""
     precision: Precision = "auto"
     """Autocast dtype: 'auto' is bf16 on GPUs that support it, fp16 on other GPUs, fp32 on CPU."""
-    selection: Selection = "last"
-    """Model selection: the last epoch, or the best epoch (eval mAP, else held-out variational loss)."""
-    val_fraction: float = 0.0
-    """Share of the target held out as a positive-unlabeled validation split for VPU model selection."""
+    selection: Selection = "auto"
+    """Model selection: the last epoch, or the best epoch on the validation split (fine-tuning: its mAP, the
+    probe-initialised model counted as epoch 0; adaptation: the held-out variational loss, VPU). 'auto':
+    best when there is a validation split. Never chosen on an evaluation corpus."""
+    val_fraction: float | None = None
+    """Share of the training corpus held out for selection and thresholds. None: 0.1 of a fine-tuning
+    corpus (at least 20 rows, when it has 100 or more), none of an adaptation corpus (its few known positives
+    are kept for training)."""
+    thresholds: ThresholdRule = "auto"
+    """Stored per-label decision thresholds: "validation" (F1-optimal on the labelled validation split),
+    "pu" (from positive-unlabeled data only, see :func:`dallmi_core.decisions.pu_thresholds`), "fixed"
+    (0.5). "auto": validation for fine-tuning, pu for adaptation."""
     eval_batch_size: int = 64
     """Rows per forward pass during evaluation and prediction."""
     checkpoint_every_steps: int = 0
@@ -85,6 +133,8 @@ class TrainConfig:
             if f.name in _INTS and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ValueError(f"{f.name} must be an integer, got {value!r}")
             if f.name in _FLOATS:
+                if f.name == "val_fraction" and value is None:
+                    continue
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                     raise ValueError(f"{f.name} must be a finite number, got {value!r}")
                 setattr(self, f.name, float(value))
@@ -109,8 +159,12 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
-        if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        if self.val_fraction is not None and not 0 <= self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1) or null, got {self.val_fraction!r}")
+        if self.min_steps < 0:
+            raise ValueError(f"min_steps must be >= 0, got {self.min_steps!r}")
+        if self.anchor_weight < 0:
+            raise ValueError(f"anchor_weight must be >= 0, got {self.anchor_weight!r}")
         if self.max_length < 8 or self.max_length > 512:
             raise ValueError(f"max_length must be in [8, 512], got {self.max_length!r}")
         if self.checkpoint_every_steps < 0:
@@ -125,11 +179,17 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Build a config from a JSON-like mapping.
+        """Build a config from a JSON-like mapping; ``"preset": "paper"`` starts from :data:`PAPER_PRESET`
+        (keys given beside it win).
 
         Raises:
-            ValueError: an unknown key (named), or an invalid value (from ``__post_init__``).
+            ValueError: an unknown key or preset (named), or an invalid value (from ``__post_init__``).
         """
+        values = dict(values)
+        preset = values.pop("preset", "default")
+        if not isinstance(preset, str) or preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; known: {sorted(PRESETS)}")
+        values = {**PRESETS[preset], **values}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

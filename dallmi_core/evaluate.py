@@ -11,10 +11,9 @@ import numpy as np
 import torch
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import average_precision_score, f1_score, precision_recall_curve, roc_auc_score
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from .checkpoint import load_checkpoint_meta
-from .modeling import Encoded, encode, resolve_device
+from .modeling import Encoded, encode, load_classifier, resolve_device
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -35,7 +34,7 @@ def predict_scores(model: Any, encoded: Encoded, *, batch_size: int = 64,
     model.eval()
     n = encoded.input_ids.shape[0]
     order = torch.argsort(encoded.lengths)  # similar lengths together: less padding
-    out = torch.empty((n, model.config.num_labels), dtype=torch.float32)
+    out = torch.empty((n, model.num_labels), dtype=torch.float32)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
         ids, mask = encoded.batch(idx, device)
@@ -137,8 +136,7 @@ class Predictor:
         self.thresholds = np.asarray(self.meta["thresholds"], dtype=np.float32)  # (L,)
         self.max_length = int(self.meta.get("config", {}).get("max_length", 128))
         self.device = resolve_device(device)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        self.model = AutoModelForSequenceClassification.from_pretrained(self.path, use_safetensors=True)
+        self.model, self.tokenizer = load_classifier(str(self.path), self.labels)
         self.model.to(self.device).eval()
 
     @classmethod

@@ -93,9 +93,13 @@ class VariationalLoss(nn.Module):
         return variational_loss(logits, known, self.form)
 
 
-def bce_loss(logits: Tensor, targets: Tensor) -> Tensor:
-    """Binary cross-entropy on all labels (unknown counted as negative): the paper's "Fine-Tuning"
-    baseline and the source fine-tuning loss. ``logits, targets: (B, L)``; returns a float32 scalar,
-    the mean over the ``B * L`` entries."""
-    return F.binary_cross_entropy_with_logits(logits.float(), targets.float())
+def bce_loss(logits: Tensor, targets: Tensor, active: Tensor | None = None) -> Tensor:
+    """Binary cross-entropy (unknown counted as negative): the paper's "Fine-Tuning" baseline and the
+    source fine-tuning loss. ``logits, targets: (B, L)``; ``active``: ``(L,)`` bool, the labels counted
+    (None: all). Returns a float32 scalar, the mean over the ``B * L_active`` entries (0 with no label)."""
+    if active is None:
+        return F.binary_cross_entropy_with_logits(logits.float(), targets.float())
+    per_entry = F.binary_cross_entropy_with_logits(logits.float(), targets.float(), reduction="none")  # (B, L)
+    weight = active.float().expand_as(per_entry)  # (B, L)
+    return (per_entry * weight).sum() / weight.sum().clamp(min=1.0)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .config import MixupAt
 
@@ -79,18 +79,6 @@ def _lerp(x: Tensor, pairs: MixupPairs) -> Tensor:
     return mu * x[pairs.pos_idx] + (1.0 - mu) * x[pairs.unl_idx]
 
 
-def _bert_parts(model: nn.Module) -> tuple[Any, Any, Any]:
-    base: Any = model.base_model
-    pooler, dropout, head = getattr(base, "pooler", None), getattr(model, "dropout", None), \
-        getattr(model, "classifier", None)
-    if pooler is None or dropout is None or not isinstance(head, nn.Linear):
-        raise ValueError(
-            f"MixUp at the encoder output or the pooled embedding needs a BERT-style classifier "
-            f"(pooler, dropout, linear classifier); {type(model).__name__} has none: use mixup_at='word'"
-        )
-    return base, pooler, dropout
-
-
 def forward_with_mixup(
     model: Any, input_ids: Tensor, attention_mask: Tensor, pairs: MixupPairs, at: MixupAt = "word"
 ) -> tuple[Tensor, Tensor]:
@@ -99,11 +87,11 @@ def forward_with_mixup(
 
     ``word``: word embeddings are mixed (Eq. 4) and the model adds positions and token types itself
     (``inputs_embeds``); the mixed row attends over the union of the two rows' tokens. ``encoder``: the
-    encoder's last hidden states are mixed, then BERT's pooler and the classifier run. ``pooled``: the
+    encoder's last hidden states are mixed (union mask), then the model's pooling and head run. ``pooled``: the
     pooled sentence embedding is mixed, then the classifier runs.
 
     Args:
-        model: a ``*ForSequenceClassification`` model with ``L`` outputs.
+        model: a :class:`~dallmi_core.classifier.MultiLabelClassifier` with ``L`` outputs.
         input_ids, attention_mask: ``(B, T)`` int64.
         pairs: :class:`MixupPairs` on the model's device.
         at: "word", "encoder" or "pooled".
@@ -112,7 +100,7 @@ def forward_with_mixup(
         ``(logits (B, L), mixed_logits (L, L))``; row l of ``mixed_logits`` is the row mixed for label l.
 
     Raises:
-        ValueError: "encoder"/"pooled" on a model without a BERT-style pooler and classifier.
+        ValueError: an unknown place.
     """
     n = input_ids.shape[0]  # B
     if at == "word":
@@ -124,15 +112,15 @@ def forward_with_mixup(
         logits = model(inputs_embeds=embeds, attention_mask=attention_mask).logits  # (B, L)
         mixed_logits = model(inputs_embeds=mixed, attention_mask=mixed_mask).logits  # (L, L)
         return logits, mixed_logits
-    base, pooler, dropout = _bert_parts(model)
-    out = base(input_ids=input_ids, attention_mask=attention_mask)
-    if at == "encoder":
-        hidden = out.last_hidden_state  # (B, T, H)
-        pooled = pooler(torch.cat([hidden, _lerp(hidden, pairs)]))  # (B + L, H)
-    elif at == "pooled":
-        pooled = out.pooler_output  # (B, H)
-        pooled = torch.cat([pooled, _lerp(pooled, pairs)])  # (B + L, H)
-    else:
+    if at not in ("encoder", "pooled"):
         raise ValueError(f"unknown MixUp place {at!r}; expected 'word', 'encoder' or 'pooled'")
-    logits = model.classifier(dropout(pooled))  # (B + L, L)
+    hidden = model.encode(input_ids, attention_mask)  # (B, T, H)
+    if at == "encoder":
+        mixed_mask = torch.maximum(attention_mask[pairs.pos_idx], attention_mask[pairs.unl_idx])  # (L, T)
+        pooled = model.pool(torch.cat([hidden, _lerp(hidden, pairs)]),
+                            torch.cat([attention_mask, mixed_mask]))  # (B + L, H)
+    else:
+        pooled = model.pool(hidden, attention_mask)  # (B, H)
+        pooled = torch.cat([pooled, _lerp(pooled, pairs)])  # (B + L, H)
+    logits = model.head(pooled)  # (B + L, L)
     return logits[:n], logits[n:]

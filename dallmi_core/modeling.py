@@ -11,13 +11,15 @@ from pathlib import Path
 import torch
 from torch import Tensor
 from transformers import (
+    AutoModel,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     BertConfig,
     BertModel,
-    PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+
+from .classifier import HEAD_FILE, MultiLabelClassifier
 
 BUILTIN_MINILM = "minilm-l6"
 META_FILE = "dallmi.json"
@@ -56,38 +58,56 @@ def checkpoint_labels(path: str | Path) -> list[str] | None:
     return list(json.loads((Path(path) / META_FILE).read_text(encoding="utf-8"))["labels"])
 
 
-def load_classifier(
-    base: str, labels: list[str], *, seed: int = 0
-) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load ``base`` as an ``L``-label classifier (``problem_type="multi_label_classification"``).
+def checkpoint_pooling(path: str | Path) -> str | None:
+    """The pooling of a checkpoint's head ("mean" or "cls"), or None if ``path`` is not a checkpoint.
+    Checkpoints written before heads were pooled (format 1) classify from BERT's pooler: "cls"."""
+    if not is_checkpoint(path):
+        return None
+    meta = json.loads((Path(path) / META_FILE).read_text(encoding="utf-8"))
+    return str(meta.get("head", {}).get("pooling", "cls"))
 
-    A new classification head (seeded with ``seed``) is made when ``base`` is a plain encoder or a
-    checkpoint with other labels. Weights are read from safetensors only: no pickle is ever loaded.
+
+def _legacy_classifier(source: str, labels: list[str], same_labels: bool) -> MultiLabelClassifier:
+    """A format-1 checkpoint (``BertForSequenceClassification``) as a classifier with pooling "cls"."""
+    legacy = AutoModelForSequenceClassification.from_pretrained(source, use_safetensors=True)
+    model = MultiLabelClassifier(legacy.base_model, len(labels), pooling="cls")
+    if same_labels:
+        model.classifier.load_state_dict(legacy.classifier.state_dict())
+    return model
+
+
+def load_classifier(
+    base: str, labels: list[str], *, seed: int = 0, pooling: str = "mean"
+) -> tuple[MultiLabelClassifier, PreTrainedTokenizerBase]:
+    """Load ``base`` as an ``L``-label :class:`MultiLabelClassifier`.
+
+    A new classification head (seeded with ``seed``, pooling ``pooling``) is made when ``base`` is a plain
+    encoder; a checkpoint keeps its own pooling, and its head when its labels are exactly ``labels``.
+    Weights are read from safetensors only: no pickle is ever loaded.
 
     Args:
         base: a name accepted by :func:`resolve_base_model`.
         labels: the ``L`` label names, in output order.
         seed: seed of the head's initialisation.
+        pooling: "mean" or "cls", for a new head on a plain encoder.
 
     Raises:
-        ValueError: the model cannot be found or loaded (e.g. a hub name while offline).
+        ValueError: the model cannot be found or loaded (e.g. a hub name while offline), or a bad pooling.
     """
     source = resolve_base_model(base)
     torch.manual_seed(seed)
     same_labels = checkpoint_labels(source) == labels
+    kept = checkpoint_pooling(source)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            source,
-            num_labels=len(labels),
-            problem_type="multi_label_classification",
-            id2label=dict(enumerate(labels)),
-            label2id={name: i for i, name in enumerate(labels)},
-            ignore_mismatched_sizes=not same_labels,
-            use_safetensors=True,
-        )
+        if kept is not None and not (Path(source) / HEAD_FILE).is_file():
+            return _legacy_classifier(source, labels, same_labels), tokenizer
+        encoder = AutoModel.from_pretrained(source, use_safetensors=True)
     except (OSError, ValueError) as exc:
         raise ValueError(f"cannot load model {base!r} from {source!r}: {exc}") from exc
+    model = MultiLabelClassifier(encoder, len(labels), pooling=kept or pooling)
+    if same_labels:
+        model.load_head(source)
     return model, tokenizer
 
 

@@ -103,23 +103,25 @@ class LabelBalancedSampler(_EpochBatchSampler):
         seed: base seed; epoch ``e`` uses ``(seed, e)``.
         rank, world_size: shard of the batch plan this sampler yields.
 
+    Labels with no known positive are left out of the balancing (``L`` below counts the others).
+
     Raises:
-        ValueError: a label with no known positive (the variational loss needs one), or bad sizes.
+        ValueError: no label has a known positive, or bad sizes.
     """
 
     def __init__(self, known: np.ndarray, batch_size: int, *, seed: int = 0, rank: int = 0,
                  world_size: int = 1) -> None:
         known = np.asarray(known).astype(bool)
         super().__init__(known.shape[0], batch_size, seed=seed, rank=rank, world_size=world_size)
-        n_labels = known.shape[1]
         counts = known.sum(axis=0)  # (L,)
-        if (counts == 0).any():
-            raise ValueError(f"label column(s) {np.flatnonzero(counts == 0).tolist()} have no known positive")
+        self.active = np.flatnonzero(counts > 0)  # labels balanced: those with a known positive
+        if self.active.size == 0:
+            raise ValueError("no label has a known positive: nothing to balance")
         # CSR of positives per label: rows of label l are _pos_rows[_offsets[l]:_offsets[l + 1]]
         _, row_of = np.nonzero(known.T)  # sorted by label
         self._pos_rows, self._counts = row_of, counts
         self._offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        self.n_labels = n_labels
+        n_labels = self.n_labels = int(self.active.size)
         b = self.batch_size
         self.positive_slots = n_labels if b > n_labels else b - max(1, b // 4)
         self.fill_slots = b - self.positive_slots
@@ -143,7 +145,7 @@ class LabelBalancedSampler(_EpochBatchSampler):
     def _plan(self, rng: np.random.Generator) -> list[np.ndarray]:
         b, p, f, k = self.batch_size, self.positive_slots, self.fill_slots, self.batches_per_epoch
         # label of slot j in batch i: all labels, or a rotation when B <= L
-        slot_labels = (np.arange(k)[:, None] * p + np.arange(p)[None, :]) % self.n_labels  # (K, P)
+        slot_labels = self.active[(np.arange(k)[:, None] * p + np.arange(p)[None, :]) % self.n_labels]  # (K, P)
         draw = np.floor(rng.random((k, p)) * self._counts[slot_labels]).astype(np.int64)
         positives = self._pos_rows[self._offsets[slot_labels] + draw]  # (K, P) row ids
         windows = self._stream(self.epoch * k * f, k * f).reshape(k, f)  # (K, F) row ids

@@ -22,11 +22,16 @@ from transformers import get_linear_schedule_with_warmup
 
 from .checkpoint import load_train_state, restore_rng, rng_state, save_checkpoint, save_train_state
 from .config import TrainConfig
-from .corpus import Corpus, split_holdout
+from .corpus import Corpus, CorpusError, split_holdout
+from .decisions import collapse_warnings, decision_summary, estimate_prior, prior_thresholds
 from .evaluate import best_f1_thresholds, evaluate_scores, predict_scores
 from .modeling import Encoded, checkpoint_labels, encode, load_classifier, resolve_device
+from .probe import fit_probe_head
 from .sampler import make_sampler
 from .steps import bce_step, dallmi_step, heldout_variational_loss
+
+MIN_VAL_ROWS = 20
+"""Rows of the smallest validation split of a fine-tuning corpus (made when the corpus has >= 5x this)."""
 
 Method = Literal["finetune", "bce", "dallmi"]
 
@@ -92,6 +97,9 @@ class _Run:
     eval_set: tuple[Encoded, np.ndarray] | None
     val_set: tuple[Encoded, np.ndarray] | None
     state_dir: Path
+    epochs: int
+    active: np.ndarray  # (L,) bool: labels with a known positive (the others are not adapted)
+    teacher: np.ndarray | None = None  # (N, L) the base model's scores of the training rows (adaptation)
     epoch: int = 0
     consumed: int = 0
     step: int = 0
@@ -109,28 +117,43 @@ def _autocast(config: TrainConfig, device: torch.device) -> tuple[Any, Any]:
     return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
 
 
+def _val_fraction(config: TrainConfig, method: Method, n_rows: int) -> float:
+    """The held-out share: as configured, else (None) 10 % (>= MIN_VAL_ROWS rows) of a fine-tuning corpus
+    of at least 5 * MIN_VAL_ROWS rows, nothing of an adaptation corpus."""
+    if config.val_fraction is not None:
+        return config.val_fraction
+    if method != "finetune" or n_rows < 5 * MIN_VAL_ROWS:
+        return 0.0
+    return max(0.1, MIN_VAL_ROWS / n_rows)
+
+
+def _optimizer(model: Any, config: TrainConfig, total: int) -> tuple[torch.optim.Optimizer, Any]:
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for n, p in named if not n.endswith(no_decay)], "weight_decay": config.weight_decay},
+        {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=config.lr)
+    return optimizer, get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
+
+
 def _setup(*, base: str, corpus: Corpus, config: TrainConfig, method: Method, out_dir: Path,
            eval_corpus: Corpus | None, resume: bool) -> _Run:
     device = resolve_device(config.device)
-    model, tokenizer = load_classifier(base, corpus.labels, seed=config.seed)
-    model.to(device)  # type: ignore[arg-type]
+    model, tokenizer = load_classifier(base, corpus.labels, seed=config.seed, pooling=config.pooling)
+    model.to(device)
     model.train()
     train, val = corpus, None
-    if config.val_fraction > 0:
-        train, val = split_holdout(corpus, config.val_fraction, config.seed)
+    fraction = _val_fraction(config, method, corpus.n_rows)
+    if fraction > 0:
+        train, val = split_holdout(corpus, fraction, config.seed)
     known = train.y
     sampler = make_sampler("balanced" if method == "dallmi" and config.sampler == "balanced" else "random",
                            known, config.batch_size, seed=config.seed)
     steps_per_epoch = -(-len(sampler) // config.grad_accum)
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
-    groups = [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
-         "weight_decay": config.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=config.lr)
-    total = steps_per_epoch * config.epochs
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
+    epochs = max(config.epochs, -(-config.min_steps // steps_per_epoch))  # small corpora: more epochs
+    optimizer, scheduler = _optimizer(model, config, steps_per_epoch * epochs)
     autocast, scaler = _autocast(config, device)
 
     def encoded(c: Corpus) -> Encoded:
@@ -142,10 +165,20 @@ def _setup(*, base: str, corpus: Corpus, config: TrainConfig, method: Method, ou
                rng=np.random.default_rng([config.seed, 1]), steps_per_epoch=steps_per_epoch,
                eval_set=(encoded(eval_corpus), eval_corpus.y) if eval_corpus is not None else None,
                val_set=(encoded(val), val.y) if val is not None else None,
-               state_dir=out_dir / "state")
+               state_dir=out_dir / "state", epochs=epochs, active=known.any(axis=0))
+    has_state = resume and (run.state_dir / "state.json").is_file()
+    if method != "finetune":  # the source model's view of the target rows: anchor, prior, guard
+        run.teacher = _scores(run, run.encoded)
+    elif config.head_init == "probe" and checkpoint_labels(base) != corpus.labels and not has_state:
+        fit_probe_head(model, run.encoded, known, batch_size=config.eval_batch_size, device=device)
     if resume:
         _restore(run)
     return run
+
+
+def _scores(run: _Run, encoded: Encoded) -> np.ndarray:
+    """``(N, L)`` sigmoid scores of ``encoded`` under the current model, in eval mode."""
+    return predict_scores(run.model, encoded, batch_size=run.config.eval_batch_size, device=run.device)
 
 
 def _save_state(run: _Run) -> None:
@@ -187,8 +220,10 @@ def _batch_loss(run: _Run, idx: np.ndarray) -> Any:
     known = torch.from_numpy(known_host).to(run.device, dtype=torch.float32)
     with run.autocast():
         if run.method == "dallmi":
-            return dallmi_step(run.model, ids, mask, known, known_host, run.config, run.rng)
-        return bce_step(run.model, ids, mask, known)
+            teacher = None if run.teacher is None else torch.from_numpy(run.teacher[idx]).to(run.device)
+            return dallmi_step(run.model, ids, mask, known, known_host, run.config, run.rng, teacher)
+        active = None if run.method == "finetune" else torch.from_numpy(run.active).to(run.device)
+        return bce_step(run.model, ids, mask, known, active)
 
 
 def _optimizer_step(run: _Run) -> None:
@@ -209,7 +244,7 @@ def _optimizer_step(run: _Run) -> None:
 def _train_epoch(run: _Run, callbacks: Sequence[Callback], clock: tuple[float, int]) -> float:
     """One epoch (or its rest after a resume); returns the mean loss of its batches."""
     config, losses = run.config, []
-    total = run.steps_per_epoch * config.epochs
+    total = run.steps_per_epoch * run.epochs
     n_batches = len(run.sampler)
     for idx in run.sampler:
         out = _batch_loss(run, idx)
@@ -222,7 +257,7 @@ def _train_epoch(run: _Run, callbacks: Sequence[Callback], clock: tuple[float, i
             elapsed = time.perf_counter() - clock[0]
             done = run.step - clock[1]
             eta = elapsed / done * (total - run.step) if done else None
-            progress = Progress(run.epoch + 1, config.epochs, run.step, total, losses[-1], elapsed, eta)
+            progress = Progress(run.epoch + 1, run.epochs, run.step, total, losses[-1], elapsed, eta)
             for callback in callbacks:
                 callback.on_step(progress)
             if config.checkpoint_every_steps and run.step % config.checkpoint_every_steps == 0:
@@ -233,57 +268,95 @@ def _train_epoch(run: _Run, callbacks: Sequence[Callback], clock: tuple[float, i
 
 
 def _epoch_metrics(run: _Run) -> tuple[dict[str, Any], float | None]:
-    """Eval figures of the epoch and the model-selection score (higher is better), if any."""
+    """Eval figures of the epoch (reported only) and the model-selection score (higher is better) from the
+    validation split: its mAP when labelled (fine-tuning), minus its variational loss when PU (VPU)."""
     metrics: dict[str, Any] = {}
     score = None
     if run.eval_set is not None:
-        scores = predict_scores(run.model, run.eval_set[0], batch_size=run.config.eval_batch_size,
-                                device=run.device)
-        report = evaluate_scores(run.eval_set[1], scores, run.labels)
+        report = evaluate_scores(run.eval_set[1], _scores(run, run.eval_set[0]), run.labels)
         metrics = {k: report[k] for k in ("mAP", "micro_AP", "macro_F1", "roc_auc")}
-        score = report["mAP"]
-    if run.val_set is not None:
+    if run.val_set is not None and run.method == "finetune":
+        score = evaluate_scores(run.val_set[1], _scores(run, run.val_set[0]), run.labels)["mAP"]
+        metrics["val_mAP"] = score
+    elif run.val_set is not None:
         val_loss = heldout_variational_loss(run.model, run.val_set[0], run.val_set[1], run.config, run.device)
         metrics["val_variational_loss"] = val_loss
-        score = -val_loss if score is None else score
+        score = -val_loss
     return metrics, score
+
+
+def _selects_best(run: _Run) -> bool:
+    return run.config.selection == "best" or (run.config.selection == "auto" and run.val_set is not None)
+
+
+def _keep_if_best(run: _Run, score: float | None) -> None:
+    if _selects_best(run) and score is not None and (run.best is None or score > run.best):
+        run.best = score
+        run.state_dir.parent.mkdir(parents=True, exist_ok=True)
+        save_model(run.model, str(run.state_dir.parent / "best.safetensors"))
 
 
 def _fit(run: _Run, callbacks: Sequence[Callback]) -> None:
     clock = (time.perf_counter(), run.step)
-    while run.epoch < run.config.epochs:
+    if run.step == 0 and run.consumed == 0 and _selects_best(run):  # the starting model is a candidate
+        metrics, score = _epoch_metrics(run)
+        run.history.append({"epoch": 0, **metrics})
+        _keep_if_best(run, score)
+    while run.epoch < run.epochs:
         if run.consumed == 0:
             run.sampler.set_epoch(run.epoch)
         train_loss = _train_epoch(run, callbacks, clock)
         metrics, score = _epoch_metrics(run)
         metrics = {"epoch": run.epoch + 1, "train_loss": train_loss, **metrics}
         run.history.append(metrics)
-        if run.config.selection == "best" and score is not None and (run.best is None or score > run.best):
-            run.best = score
-            run.state_dir.mkdir(parents=True, exist_ok=True)
-            save_model(run.model, str(run.state_dir.parent / "best.safetensors"))
+        _keep_if_best(run, score)
         run.epoch, run.consumed = run.epoch + 1, 0
         _save_state(run)  # before the callbacks: an epoch they report is always durable
         elapsed = time.perf_counter() - clock[0]
-        progress = Progress(run.epoch, run.config.epochs, run.step, run.steps_per_epoch * run.config.epochs,
+        progress = Progress(run.epoch, run.epochs, run.step, run.steps_per_epoch * run.epochs,
                             train_loss, elapsed, None)
         for callback in callbacks:
             callback.on_epoch_end(progress, metrics)
 
 
+def _decide(run: _Run) -> tuple[np.ndarray, dict[str, Any]]:
+    """Stored thresholds ``(L,)`` (config ``thresholds``, never from an evaluation corpus) and what the
+    user should know about the decisions: estimated priors, predicted-positive rates, collapse warnings,
+    the labels that had no known positive."""
+    rule = run.config.thresholds
+    if rule == "auto":
+        rule = "validation" if run.method == "finetune" else "pu"
+    if rule == "fixed":
+        return np.full(len(run.labels), 0.5), {"threshold_rule": "fixed"}
+    if rule == "validation":
+        labelled = run.val_set if run.val_set is not None else (run.encoded, run.known)
+        thresholds = best_f1_thresholds(labelled[1], _scores(run, labelled[0])).astype(np.float64)
+        where = "validation split" if run.val_set is not None else "training rows (no validation split)"
+        return thresholds, {"threshold_rule": f"validation: F1-optimal on the {where}"}
+    scores = _scores(run, run.encoded)  # (N, L) the training rows, after training
+    teacher = run.teacher if run.teacher is not None else scores
+    prior = estimate_prior(teacher, run.known)
+    thresholds = prior_thresholds(scores, prior)
+    info: dict[str, Any] = {"threshold_rule": "pu: prior quantile (source-model prior estimate)",
+                            **decision_summary(scores, thresholds, prior)}
+    if run.method != "finetune":
+        info["warnings"] = collapse_warnings(scores, teacher, prior, run.labels)
+        info["labels_not_adapted"] = [name for name, a in zip(run.labels, run.active, strict=True) if not a]
+    return thresholds, info
+
+
 def _finish(run: _Run, *, base: str, corpus: Corpus, eval_corpus: Corpus | None, out_dir: Path) -> TrainResult:
     best_path = out_dir / "best.safetensors"
-    if run.config.selection == "best" and best_path.is_file():
+    if _selects_best(run) and best_path.is_file():
         load_model(run.model, str(best_path))
-    thresholds = np.full(len(run.labels), 0.5)
+    thresholds, decisions = _decide(run)
     metrics: dict[str, Any] = {}
     if run.eval_set is not None:
-        scores = predict_scores(run.model, run.eval_set[0], batch_size=run.config.eval_batch_size,
-                                device=run.device)
-        thresholds = best_f1_thresholds(run.eval_set[1], scores)
-        metrics = evaluate_scores(run.eval_set[1], scores, run.labels, thresholds)
+        metrics = evaluate_scores(run.eval_set[1], _scores(run, run.eval_set[0]), run.labels, thresholds)
+    metrics.update(decisions)
     meta = {
-        "format": 1, "labels": run.labels, "thresholds": thresholds.tolist(), "method": run.method,
+        "format": 2, "labels": run.labels, "thresholds": thresholds.tolist(), "method": run.method,
+        "head": {"pooling": run.model.pooling},
         "base": base, "parent": base if checkpoint_labels(base) is not None else None,
         "config": run.config.to_dict(), "corpus_hash": corpus.content_hash,
         "eval_corpus_hash": eval_corpus.content_hash if eval_corpus is not None else None,
@@ -330,9 +403,14 @@ def adapt(*, base: str, corpus: Corpus, config: TrainConfig, out_dir: str | Path
     """Adapt a checkpoint to a partially labelled target corpus (``Y``: 1 known positive, 0 unknown),
     with DALLMi (Algorithm 1 with the label-balanced sampler) or the BCE baseline on partial labels.
 
+    Labels with no known positive in the corpus are not adapted: no variational or MixUp term reaches
+    them, BCE leaves them out, and the anchor keeps them at the source model's scores; they are listed in
+    the result's ``metrics["labels_not_adapted"]``.
+
     Raises:
-        ValueError: ``base`` is not a checkpoint with the corpus's labels, or bad method/config.
-        CorpusError: a label with no known positive (DALLMi's variational loss needs one).
+        ValueError: ``base`` is not a checkpoint with the corpus's labels, bad method/config, or thresholds
+            "validation" (a partially labelled corpus has no negatives to tune them on).
+        CorpusError: no label has a known positive.
         TrainingCancelled: a callback stopped the run.
     """
     if method not in ("dallmi", "bce"):
@@ -342,7 +420,9 @@ def adapt(*, base: str, corpus: Corpus, config: TrainConfig, out_dir: str | Path
         raise ValueError(f"{base!r} is not a DALLMi checkpoint: adapt a fine-tuned source model")
     if base_labels != corpus.labels:
         raise ValueError(f"label sets differ: base model {base_labels}, target corpus {corpus.labels}")
-    if method == "dallmi":
-        corpus.require_known_positives()
+    if not corpus.y.any():
+        raise CorpusError("the target corpus has no known positive of any label: nothing to adapt to")
+    if config.thresholds == "validation":
+        raise ValueError("thresholds='validation' needs labelled negatives; an adaptation uses 'pu' or 'fixed'")
     return _train(base=base, corpus=corpus, config=config, method=method, out_dir=out_dir,
                   eval_corpus=eval_corpus, callbacks=callbacks, resume=resume)

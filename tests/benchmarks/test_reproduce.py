@@ -39,8 +39,10 @@ def test_plan_covers_table_2_and_ablations() -> None:
 
 def test_every_cell_is_cached_as_json(first_run: dict) -> None:
     names = {json.loads(f.read_text())["name"] for f in first_run["files"]}
+    baselines = {f"toy-{m}-default-r{r}-s0" for m in ("tfidf", "probe") for r in ("0", "0.5", "1")}
     assert names == {"toy-source-default-r1-s0", "toy-none-default-r1-s0", "toy-bce-default-r1-s0",
-                     "toy-bce-default-r0.5-s0", "toy-dallmi-default-r0.5-s0", "toy-dallmi-random_sampler-r0.5-s0"}
+                     "toy-bce-default-r0.5-s0", "toy-dallmi-default-r0.5-s0", "toy-dallmi-random_sampler-r0.5-s0",
+                     *baselines}
     record = json.loads(next(f for f in first_run["files"] if "dallmi-default" in f.name).read_text())
     assert record["train_config"]["selection"] == "last" and record["cell"]["seed"] == 0
     assert {"mAP", "micro_AP", "macro_F1", "roc_auc"} <= set(record["metrics"])
@@ -55,7 +57,7 @@ def test_every_cell_is_cached_as_json(first_run: dict) -> None:
 def test_rerun_skips_cached_cells(first_run: dict, capsys: pytest.CaptureFixture[str]) -> None:
     assert reproduce.main(first_run["args"]) == 0
     out = capsys.readouterr().out
-    assert out.count(": cached") == 5 and "mAP" not in out
+    assert out.count(": cached") == 5 + 6 and "mAP" not in out  # 6 baseline cells
     assert [f.stat().st_mtime_ns for f in first_run["files"]] == first_run["mtimes"]
 
 

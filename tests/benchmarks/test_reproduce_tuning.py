@@ -57,7 +57,8 @@ def tuned(toy_data: Path, tiny_bert: str, tmp_path_factory: pytest.TempPathFacto
 
 def test_holdout_cells_score_held_out_target_train(tuned: Path) -> None:
     records = [json.loads(p.read_text()) for p in (tuned / "cache" / "cells").glob("*holdout*.json")]
-    assert len(records) == 1 + 2 * 3 + 2 * 2 * 2  # none; bce r=1, .5, .3 per lr; dallmi per lr, lambda, ratio
+    # none; bce r=1, .5, .3 per lr; dallmi per lr, lambda, ratio; tfidf and probe r=0, .5, .3, 1 once
+    assert len(records) == 1 + 2 * 3 + 2 * 2 * 2 + 2 * 4
     for record in records:
         held = record["rows"]["holdout"]
         assert record["metrics"]["n_rows"] == held != 16  # 16 = the rows of the toy target_test.csv
@@ -76,7 +77,7 @@ def test_tuning_report_picks_a_setting_per_method(tuned: Path) -> None:
     assert all("–" not in row.split("|")[4] for row in rows)  # mAP at 50% filled in every row
     assert sum("by mAP" in row for row in rows) == 2  # one pick per method
     assert "Picked by held-out mAP: bce lr=" in text and ", dallmi lr=" in text
-    assert len(json.loads((tuned / "docs" / "tuning.json").read_text())) == 15
+    assert len(json.loads((tuned / "docs" / "tuning.json").read_text())) == 15 + 8  # with the baselines
     assert not (tuned / "docs" / "results.md").exists()
 
 

@@ -11,14 +11,34 @@ import pytest
 from dallmi_core import TrainConfig
 
 
-def test_defaults_are_the_papers() -> None:
-    config = TrainConfig()
+def test_paper_preset_is_the_papers_settings() -> None:
+    config = TrainConfig.from_dict({"preset": "paper"})
     # batch 64, lr 5e-5, 12 epochs, alpha = beta = 0.3, lambda = 1, 128 tokens (paper section 4)
     assert (config.batch_size, config.lr, config.epochs, config.alpha, config.beta, config.mixup_weight,
             config.max_length) == (64, 5e-5, 12, 0.3, 0.3, 1.0, 128)
-    assert config.loss_form == "norm"
-    assert config.mixup_at == "word"
-    assert config.sampler == "balanced"
+    # and its classifier and loss: [CLS] pooler, random head, MixUp with gradient, no anchor, 0.5 thresholds
+    assert (config.pooling, config.head_init, config.mixup_grad, config.anchor_weight, config.min_steps,
+            config.thresholds, config.selection) == ("cls", "random", "full", 0.0, 0, "fixed", "last")
+    assert (config.loss_form, config.mixup_at, config.sampler) == ("norm", "word", "balanced")
+    # keys beside the preset win; unknown presets are named
+    assert TrainConfig.from_dict({"preset": "paper", "epochs": 3}).epochs == 3
+    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+        TrainConfig.from_dict({"preset": "nope"})
+    with pytest.raises(ValueError, match="unknown preset"):
+        TrainConfig.from_dict({"preset": ["paper"]})
+
+
+def test_defaults_are_the_recipe() -> None:
+    config = TrainConfig()
+    assert (config.pooling, config.head_init, config.mixup_grad, config.thresholds) == (
+        "mean", "probe", "prediction", "auto")
+    assert config.min_steps > 0 and config.anchor_weight > 0 and config.val_fraction is None
+    assert (config.loss_form, config.mixup_at, config.sampler, config.alpha, config.beta) == (
+        "norm", "word", "balanced", 0.3, 0.3)
+    for bad in ({"min_steps": -1}, {"anchor_weight": -0.1}, {"mixup_grad": "target"}, {"thresholds": "oracle"},
+                {"pooling": "max"}, {"head_init": "zeros"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            TrainConfig(**bad)
 
 
 def test_to_dict_from_dict_round_trip_through_json() -> None:

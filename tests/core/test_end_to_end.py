@@ -24,7 +24,7 @@ from dallmi_core import (
     verify_checkpoint,
 )
 
-CONFIG = dict(batch_size=16, epochs=2, max_length=48, seed=3, eval_batch_size=32)
+CONFIG = dict(batch_size=16, epochs=2, max_length=48, seed=3, eval_batch_size=32, min_steps=0)
 
 
 class StopAfter(Callback):
@@ -53,7 +53,10 @@ def source_run(tiny_bert, pubmed, tmp_path_factory):
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(path / "model.safetensors"))
+    """A checkpoint's encoder and head, keyed as the model's state dict (``best.safetensors``'s keys)."""
+    encoder = {f"encoder.{k}": v for k, v in load_file(str(path / "model.safetensors")).items()}
+    head = {f"classifier.{k}": v for k, v in load_file(str(path / "classifier.safetensors")).items()}
+    return {**encoder, **head}
 
 
 def test_finetune_writes_a_complete_checkpoint(source_run, pubmed):
@@ -121,7 +124,7 @@ def test_adapt_then_stop_and_resume_equals_uninterrupted(source_run, pubmed, tmp
     assert resumed.history == full.history
 
 
-def test_adapt_refuses_a_label_mismatch_and_missing_positives(source_run, pubmed, tmp_path):
+def test_adapt_refuses_a_label_mismatch_and_a_corpus_without_positives(source_run, pubmed, tmp_path):
     base = source_run[0].checkpoint_dir
     target = pubmed["target_train"].subset(range(40))
     other = target.subset(range(40))
@@ -129,9 +132,26 @@ def test_adapt_refuses_a_label_mismatch_and_missing_positives(source_run, pubmed
     with pytest.raises(ValueError, match="label sets differ"):
         _adapt(base, other, tmp_path / "x")
     no_pos = target.subset(range(40))
-    no_pos.y[:, 0] = 0
-    with pytest.raises(ValueError, match="no known positive: A"):
+    no_pos.y[:] = 0
+    with pytest.raises(ValueError, match="no known positive of any label"):
         _adapt(base, no_pos, tmp_path / "y")
+    with pytest.raises(ValueError, match="needs labelled negatives"):
+        _adapt(base, target, tmp_path / "z", thresholds="validation")
+
+
+@pytest.mark.parametrize("method", ["dallmi", "bce"])
+def test_a_label_without_known_positive_is_not_adapted(source_run, pubmed, tmp_path, method):
+    """No PU, MixUp or BCE term reaches a label without a known positive: without the anchor and weight
+    decay its head row stays exactly the source model's, while the other rows move."""
+    base = source_run[0].checkpoint_dir
+    target = hide_labels(pubmed["target_train"].subset(range(48)), 0.5, seed=0)
+    target.y[:, 0] = 0
+    result = adapt(base=str(base), corpus=target, out_dir=tmp_path / method, method=method,
+                   config=TrainConfig(**{**CONFIG, "epochs": 1, "anchor_weight": 0.0, "weight_decay": 0.0}))
+    assert result.metrics["labels_not_adapted"] == [target.labels[0]]
+    before, after = _weights(base), _weights(result.checkpoint_dir)
+    torch.testing.assert_close(after["classifier.weight"][0], before["classifier.weight"][0], rtol=0, atol=0)
+    assert not torch.equal(after["classifier.weight"][1:], before["classifier.weight"][1:])
 
 
 def test_vpu_model_selection_without_labelled_data(source_run, pubmed, tmp_path):
@@ -139,10 +159,13 @@ def test_vpu_model_selection_without_labelled_data(source_run, pubmed, tmp_path)
     target = hide_labels(pubmed["target_train"].subset(range(100)), 0.5, seed=1)
     result = _adapt(base, target, tmp_path / "vpu", epochs=3, val_fraction=0.25, selection="best")
     losses = [h["val_variational_loss"] for h in result.history]
-    assert len(losses) == 3 and all(np.isfinite(losses))
+    assert [h["epoch"] for h in result.history] == [0, 1, 2, 3]  # the source model is a candidate too
+    assert all(np.isfinite(losses))
     best = load_file(str(tmp_path / "vpu" / "best.safetensors"))
     chosen = _weights(result.checkpoint_dir)
     for name in best:
         torch.testing.assert_close(chosen[name], best[name], rtol=0, atol=0)
-    assert result.metrics == {}  # no labelled evaluation set: no figures, thresholds stay 0.5
-    assert load_checkpoint_meta(result.checkpoint_dir)["thresholds"] == [0.5] * 14
+    assert "mAP" not in result.metrics  # no labelled evaluation set: no figures
+    assert result.metrics["threshold_rule"].startswith("pu") and isinstance(result.metrics["warnings"], list)
+    thresholds = load_checkpoint_meta(result.checkpoint_dir)["thresholds"]
+    assert len(thresholds) == 14 and all(0 <= t <= 1 for t in thresholds)

@@ -8,15 +8,19 @@ import inspect
 
 import dallmi_core
 
-MODULES = ["checkpoint", "cli", "config", "corpus", "evaluate", "losses", "mixup", "modeling", "sampler",
-           "steps", "train"]
+MODULES = ["checkpoint", "classifier", "cli", "config", "corpus", "decisions", "evaluate", "losses", "mixup",
+           "modeling", "probe", "sampler", "steps", "train"]
 
 EXPORTED = {
     # checkpoint
     "CheckpointIntegrityError", "checkpoint_sha256", "load_checkpoint_meta", "save_checkpoint",
     "verify_checkpoint",
+    # classifier
+    "MultiLabelClassifier",
     # config
     "TrainConfig",
+    # decisions
+    "collapse_warnings", "estimate_prior", "lee_liu_thresholds", "prior_thresholds",
     # corpus
     "Corpus", "CorpusError", "Encoded", "hide_labels", "read_corpus", "split_holdout",
     # evaluate
@@ -37,8 +41,10 @@ EXPORTED = {
 INTERNAL = {
     "checkpoint": {"load_train_state", "restore_rng", "rng_state", "save_train_state"},
     "cli": {"adapt_cmd", "evaluate_cmd", "finetune_cmd", "predict_cmd"},
-    "modeling": {"checkpoint_labels", "is_checkpoint", "resolve_device"},
-    "steps": {"StepOutput", "bce_step", "dallmi_step", "dallmi_terms", "heldout_variational_loss"},
+    "decisions": {"decision_summary"},
+    "modeling": {"checkpoint_labels", "checkpoint_pooling", "is_checkpoint", "resolve_device"},
+    "probe": {"fit_probe_head", "pooled_embeddings"},
+    "steps": {"StepOutput", "anchor_loss", "bce_step", "dallmi_step", "dallmi_terms", "heldout_variational_loss"},
 }
 
 

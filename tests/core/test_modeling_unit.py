@@ -44,12 +44,13 @@ def _head(model: torch.nn.Module) -> torch.Tensor:
     return model.classifier.weight.detach().clone()
 
 
+def _meta(labels: list[str], **extra: object) -> dict:
+    return {"labels": labels, "thresholds": [0.5] * len(labels), **extra}
+
+
 def test_load_classifier_heads(tiny_bert: str, tmp_path: Path) -> None:
     model, tokenizer = load_classifier(tiny_bert, ["A", "B"], seed=0)
-    assert model.config.num_labels == 2
-    assert model.config.problem_type == "multi_label_classification"
-    assert model.config.id2label == {0: "A", 1: "B"}
-    assert model.config.label2id == {"A": 0, "B": 1}
+    assert model.num_labels == 2 and model.pooling == "mean"
     again, _ = load_classifier(tiny_bert, ["A", "B"], seed=0)
     other, _ = load_classifier(tiny_bert, ["A", "B"], seed=1)
     assert torch.equal(_head(model), _head(again)), "the new head is seeded"
@@ -57,16 +58,44 @@ def test_load_classifier_heads(tiny_bert: str, tmp_path: Path) -> None:
 
     with torch.no_grad():
         model.classifier.weight.add_(1.0)  # a "fine-tuned" head
-    ckpt = save_checkpoint(tmp_path / "ckpt", model, tokenizer, {"labels": ["A", "B"], "thresholds": [0.5, 0.5]})
+    ckpt = save_checkpoint(tmp_path / "ckpt", model, tokenizer, _meta(["A", "B"], head={"pooling": "mean"}))
     assert is_checkpoint(ckpt) and checkpoint_labels(ckpt) == ["A", "B"]
     assert not is_checkpoint(tiny_bert) and checkpoint_labels(tiny_bert) is None
-    same, _ = load_classifier(str(ckpt), ["A", "B"], seed=5)
+    same, _ = load_classifier(str(ckpt), ["A", "B"], seed=5, pooling="cls")
     assert torch.equal(_head(same), _head(model)), "same labels: the checkpoint's head is kept"
+    assert same.pooling == "mean", "a checkpoint keeps its own pooling"
     relabelled, _ = load_classifier(str(ckpt), ["X", "Y", "Z"], seed=5)
     assert relabelled.classifier.weight.shape == (3, model.config.hidden_size)
-    assert relabelled.config.id2label == {0: "X", 1: "Y", 2: "Z"}
     # the encoder weights come from the checkpoint either way
-    assert torch.equal(relabelled.bert.embeddings.word_embeddings.weight, model.bert.embeddings.word_embeddings.weight)
+    assert torch.equal(relabelled.encoder.embeddings.word_embeddings.weight,
+                       model.encoder.embeddings.word_embeddings.weight)
+
+
+def test_mean_pooling_ignores_padding(tiny_bert: str) -> None:
+    model, _ = load_classifier(tiny_bert, ["A"], seed=0)
+    hidden = torch.randn(2, 3, model.config.hidden_size)  # (B, T, H)
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    pooled = model.pool(hidden, mask)
+    assert torch.allclose(pooled[0], hidden[0, :2].mean(0)) and torch.allclose(pooled[1], hidden[1].mean(0))
+    cls, _ = load_classifier(tiny_bert, ["A"], seed=0, pooling="cls")
+    assert torch.allclose(cls.pool(hidden, mask), cls.encoder.pooler(hidden))
+    with pytest.raises(ValueError, match="pooling"):
+        load_classifier(tiny_bert, ["A"], pooling="max")
+
+
+def test_format_1_checkpoints_still_load(tiny_bert: str, tmp_path: Path) -> None:
+    """A checkpoint written before pooled heads (BertForSequenceClassification) loads with its [CLS] head."""
+    from transformers import AutoModelForSequenceClassification
+
+    legacy = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    ckpt = save_checkpoint(tmp_path / "old", legacy, tokenizer, _meta(["A", "B"], format=1))
+    model, _ = load_classifier(str(ckpt), ["A", "B"])
+    assert model.pooling == "cls"
+    assert torch.equal(_head(model), legacy.classifier.weight.detach())
+    ids = torch.tensor([[101, 2023, 102]])
+    legacy.eval(), model.eval()
+    assert torch.allclose(model(input_ids=ids).logits, legacy(input_ids=ids).logits, atol=1e-6)
 
 
 def test_load_classifier_unknown_model_raises_value_error(tmp_path: Path) -> None:

@@ -213,14 +213,18 @@ def test_random_sampler_differs_between_epochs() -> None:
     assert _flat(_epoch(sampler, 0)) != _flat(_epoch(RandomBatchSampler(50, 8, seed=4), 0))
 
 
-def test_label_with_no_positive_raises() -> None:
-    known = np.array([[1, 0, 0], [1, 0, 1], [0, 0, 0]], dtype=bool)
-    with pytest.raises(ValueError, match=r"\[1\]"):
-        LabelBalancedSampler(known, 2)
-    with pytest.raises(ValueError, match="no known positive"):
-        make_sampler("balanced", known, 2, seed=0)
+def test_label_with_no_positive_is_left_out_of_the_balancing() -> None:
+    known = np.array([[1, 0, 0], [1, 0, 1], [0, 0, 0], [0, 0, 0], [0, 0, 1], [0, 0, 0]], dtype=bool)
+    sampler = LabelBalancedSampler(known, 4, seed=0)
+    assert sampler.active.tolist() == [0, 2]
+    for epoch in range(5):
+        sampler.set_epoch(epoch)
+        for batch in sampler:
+            assert known[batch][:, 0].any() and known[batch][:, 2].any(), "every batch: a positive of 0 and 2"
+    with pytest.raises(ValueError, match="no label has a known positive"):
+        make_sampler("balanced", np.zeros((3, 2), dtype=bool), 2, seed=0)
     # the random sampler does not need positives
-    assert len(make_sampler("random", known, 2, seed=0)) == 2
+    assert len(make_sampler("random", known, 2, seed=0)) == 3
 
 
 def test_bad_arguments_raise() -> None:

@@ -1,0 +1,68 @@
+"""Linear probing before fine-tuning (LP-FT, Kumar et al., ICLR 2022): a new head starts as a logistic
+regression fitted on the frozen encoder's pooled embeddings, so fine-tuning starts from what the encoder
+already separates instead of distorting its features through a random head."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+
+from .classifier import MultiLabelClassifier
+from .modeling import Encoded
+
+
+@torch.no_grad()
+def pooled_embeddings(model: MultiLabelClassifier, encoded: Encoded, *, batch_size: int = 64,
+                      device: torch.device | str = "cpu") -> np.ndarray:
+    """Frozen sentence embeddings of every row (the model's own pooling), in eval mode.
+
+    Returns:
+        ``(N, H)`` float32.
+    """
+    was_training = model.training
+    model.eval()
+    n = encoded.input_ids.shape[0]
+    order = torch.argsort(encoded.lengths)  # similar lengths together: less padding
+    out = torch.empty((n, model.config.hidden_size), dtype=torch.float32)
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        ids, mask = encoded.batch(idx, device)
+        out[idx] = model.pool(model.encode(ids, mask), mask).float().cpu()  # (b, H)
+    model.train(was_training)
+    return out.numpy()
+
+
+def fit_probe_head(model: MultiLabelClassifier, encoded: Encoded, y: np.ndarray, *, batch_size: int = 64,
+                   device: torch.device | str = "cpu", c: float = 1.0) -> None:
+    """Set the head to a one-vs-rest logistic regression (scikit-learn, L2, ``C = c``) on the frozen
+    embeddings, centred and divided by their overall standard deviation (one scalar, folded into the weights;
+    a per-dimension scaling would blow up the weights of near-constant dimensions). A label with one class
+    only gets weight 0 and the logit of its (clipped) frequency as bias.
+
+    Args:
+        encoded: the ``N`` training rows; ``y``: their ``(N, L)`` 0/1 labels.
+    """
+    features = pooled_embeddings(model, encoded, batch_size=batch_size, device=device)  # (N, H)
+    mean = features.mean(axis=0)  # (H,)
+    scale = float(features.std()) or 1.0
+    y = np.asarray(y).astype(int)
+    n, n_labels = y.shape
+    freq = np.clip(y.mean(axis=0), 0.5 / n, 1 - 0.5 / n)  # (L,)
+    weight = np.zeros((n_labels, features.shape[1]))
+    bias = np.log(freq / (1 - freq))
+    fit = np.flatnonzero((y.sum(axis=0) > 0) & (y.sum(axis=0) < n))
+    if fit.size:
+        targets = y[:, fit] if fit.size > 1 else np.c_[y[:, fit], 1 - y[:, fit]]  # OvR needs 2 columns
+        probe = OneVsRestClassifier(LogisticRegression(C=c, max_iter=500))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            probe.fit((features - mean) / scale, targets)
+        coef = np.vstack([est.coef_ for est in probe.estimators_])[: fit.size] / scale  # (F, H)
+        weight[fit] = coef
+        bias[fit] = np.concatenate([est.intercept_ for est in probe.estimators_])[: fit.size] - coef @ mean
+    model.set_head(weight, bias)
