@@ -58,9 +58,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(source only, source + target at each ratio, source + all of target)")
     p.add_argument("--ablations", nargs="*", choices=ABLATIONS, default=list(ABLATIONS),
                    help="DALLMi variants (give the flag alone for none)")
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--max-tokens", type=int, default=128)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--min-steps", type=int, default=None,
+                   help="TrainConfig.min_steps of the neural cells (default: the preset's)")
+    p.add_argument("--preset", choices=("default", "paper"), default="default",
+                   help="TrainConfig preset of the neural cells: the product's recipe or the paper's")
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--adapt-lr", nargs="+", type=float, default=[0.0],
                    help="learning rate(s) of the adaptation; 0: --lr. Several: a tuning grid")
@@ -107,7 +111,8 @@ def settings_of(args: argparse.Namespace, corpus: str) -> list[Settings]:
     return [Settings(base=args.base, epochs=args.epochs, max_length=args.max_tokens, batch_size=args.batch_size,
                      lr=args.lr, max_source_rows=source_cap(args, corpus), max_train_rows=args.max_train_rows,
                      device=args.device, via="api" if args.via_api else "core", adapt_lr=lr, mixup_weight=lam,
-                     split=args.split)
+                     split=args.split, preset=args.preset,
+                     min_steps=args.min_steps)
             for lr in args.adapt_lr for lam in args.mixup_weight]
 
 

@@ -48,9 +48,9 @@ class Settings:
     """The budget options shared by every cell of a run."""
 
     base: str = "minilm-l6"
-    epochs: int = 12
+    epochs: int = 4
     max_length: int = 128
-    batch_size: int = 64
+    batch_size: int = 32
     lr: float = 5e-5
     max_source_rows: int = 0
     """0: every row of source.csv; else a fixed random subset (seed 0) of that many rows."""
@@ -66,18 +66,25 @@ class Settings:
     split: str = "test"
     """'test': adapt on target_train, score target_test (the protocol). 'holdout': adapt on 80% of
     target_train and score the other 20% with its full labels, for tuning without touching target_test."""
+    preset: str = "default"
+    min_steps: int | None = None
+    """TrainConfig.min_steps; None: the preset's (the recipe raises epochs on small corpora)."""
+    """TrainConfig preset the cell starts from: 'default' (the product's recipe) or 'paper' (the paper's
+    classifier and loss, ``dallmi_core.config.PAPER_PRESET``); the budget fields above override it."""
 
     def __post_init__(self) -> None:
         if self.adapt_lr == self.lr:  # the protocol's own lr, named: the same cells, the same keys
             object.__setattr__(self, "adapt_lr", 0.0)
 
     def train_config(self, seed: int, variant: str = "default") -> TrainConfig:
-        """The TrainConfig of a cell: selection stays 'last' (never tuned on the test set). A source cell's
-        settings have no adapt_lr (``for_method('source')``), so it trains at ``lr``."""
-        return TrainConfig(batch_size=self.batch_size, lr=self.adapt_lr or self.lr, epochs=self.epochs,
-                           max_length=self.max_length, seed=seed, device=self.device, selection="last",
-                           mixup_weight=self.mixup_weight,
-                           **VARIANTS[variant])  # type: ignore[arg-type]
+        """The TrainConfig of a cell: the preset with this run's budget. Selection and thresholds use the
+        validation split of the training corpus only (``TrainConfig.selection``), never the test set. A
+        source cell's settings have no adapt_lr (``for_method('source')``), so it trains at ``lr``."""
+        return TrainConfig.from_dict({"preset": self.preset, "batch_size": self.batch_size,
+                                      "lr": self.adapt_lr or self.lr, "epochs": self.epochs,
+                                      "max_length": self.max_length, "seed": seed, "device": self.device,
+                                      "mixup_weight": self.mixup_weight, **VARIANTS[variant],
+                                      **({} if self.min_steps is None else {"min_steps": self.min_steps})})
 
     def for_method(self, method: str) -> Settings:
         """The settings that matter to a method: the source model and 'none' have no adaptation settings,
@@ -92,8 +99,8 @@ class Settings:
         return replace(self, mixup_weight=1.0) if method == "bce" else self
 
     def tag(self) -> str:
-        """The adaptation settings that differ from the protocol's, e.g. ``lr=1e-04 lambda=0.3``; '' if none."""
-        parts = [f"lr={self.adapt_lr:.0e}" if self.adapt_lr else "",
+        """The settings that differ from the recipe's, e.g. ``paper lr=1e-04 lambda=0.3``; '' if none."""
+        parts = ["paper" if self.preset == "paper" else "", f"lr={self.adapt_lr:.0e}" if self.adapt_lr else "",
                  f"lambda={self.mixup_weight:g}" if self.mixup_weight != 1.0 else ""]
         return " ".join(p for p in parts if p)
 
@@ -103,7 +110,8 @@ class Settings:
         return {k: v for k, v in asdict(self).items() if k not in LATER_FIELDS or v != LATER_FIELDS[k]}
 
 
-LATER_FIELDS: dict[str, Any] = {"adapt_lr": 0.0, "mixup_weight": 1.0, "split": "test"}
+LATER_FIELDS: dict[str, Any] = {"adapt_lr": 0.0, "mixup_weight": 1.0, "split": "test", "preset": "default",
+                               "min_steps": None}
 HOLDOUT_FRACTION = 0.2
 
 

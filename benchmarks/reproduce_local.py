@@ -46,15 +46,17 @@ class Timer(Callback):
 
 
 def score_checkpoint(checkpoint: Path, test: Corpus, device: str, known: Corpus | None = None) -> dict[str, Any]:
-    """Test metrics of a checkpoint at 0.5 thresholds (never the thresholds stored from eval data).
+    """Test metrics of a checkpoint; macro F1 at its stored thresholds (chosen on the source validation split
+    or from PU data, never on test labels) and, as ``macro_F1_at_0.5``, at 0.5.
 
     ``known``: the same rows with labels hidden; adds ``PU_mAP``, the mAP against the known positives only
     (what a user with partial labels could measure on a held-out split).
     """
     predictor = Predictor.load(checkpoint, device=device)
     scores = predictor.predict_scores(test.texts, batch_size=64)  # (N, L)
-    report = evaluate_scores(test.y, scores, test.labels)
+    report = evaluate_scores(test.y, scores, test.labels, predictor.thresholds)
     metrics = {k: report[k] for k in HEADLINE}
+    metrics["macro_F1_at_0.5"] = evaluate_scores(test.y, scores, test.labels)["macro_F1"]
     if known is not None:
         metrics["PU_mAP"] = evaluate_scores(known.y, scores, known.labels)["mAP"]
     return metrics

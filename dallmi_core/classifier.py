@@ -68,7 +68,7 @@ class MultiLabelClassifier(nn.Module):
     def pool(self, hidden: Tensor, attention_mask: Tensor) -> Tensor:
         """Sentence embeddings ``(B, H)`` from hidden states ``(B, T, H)`` and the mask ``(B, T)``."""
         if self.pooling == "cls":
-            return self.encoder.pooler(hidden)
+            return self.encoder.pooler(hidden)  # type: ignore[operator]
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, H)
 

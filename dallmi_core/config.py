@@ -64,7 +64,7 @@ class TrainConfig:
     """Peak AdamW learning rate."""
     epochs: int = 4
     """Number of passes over the training corpus (raised on small corpora to reach ``min_steps``)."""
-    min_steps: int = 200
+    min_steps: int = 100
     """Minimum number of optimiser steps: a small corpus gets more epochs (0: exactly ``epochs``)."""
     max_length: int = 128
     """Maximum tokens per text (truncation); batches are padded dynamically up to this."""

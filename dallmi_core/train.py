@@ -8,32 +8,28 @@ checkpoints leave the loop through :class:`Callback`; a run is stopped by a call
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from safetensors.torch import load_model, save_model
-from transformers import get_linear_schedule_with_warmup
 
-from .checkpoint import load_train_state, restore_rng, rng_state, save_checkpoint, save_train_state
+from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .corpus import Corpus, CorpusError, split_holdout
-from .decisions import collapse_warnings, decision_summary, estimate_prior, prior_thresholds
-from .evaluate import best_f1_thresholds, evaluate_scores, predict_scores
+from .evaluate import evaluate_scores
 from .modeling import Encoded, checkpoint_labels, encode, load_classifier, resolve_device
 from .probe import fit_probe_head
+from .runstate import Method, Run, autocast_for, decide, make_optimizer, restore_state, save_state, scores_of
 from .sampler import make_sampler
 from .steps import bce_step, dallmi_step, heldout_variational_loss
 
 MIN_VAL_ROWS = 20
 """Rows of the smallest validation split of a fine-tuning corpus (made when the corpus has >= 5x this)."""
-
-Method = Literal["finetune", "bce", "dallmi"]
 
 
 @dataclass
@@ -77,46 +73,6 @@ class TrainResult:
     history: list[dict[str, Any]]
 
 
-@dataclass
-class _Run:
-    config: TrainConfig
-    method: Method
-    model: Any
-    tokenizer: Any
-    device: torch.device
-    labels: list[str]
-    encoded: Encoded
-    known: np.ndarray  # (N, L) uint8
-    sampler: Any
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    scaler: Any
-    autocast: Any
-    rng: np.random.Generator
-    steps_per_epoch: int
-    eval_set: tuple[Encoded, np.ndarray] | None
-    val_set: tuple[Encoded, np.ndarray] | None
-    state_dir: Path
-    epochs: int
-    active: np.ndarray  # (L,) bool: labels with a known positive (the others are not adapted)
-    teacher: np.ndarray | None = None  # (N, L) the base model's scores of the training rows (adaptation)
-    epoch: int = 0
-    consumed: int = 0
-    step: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best: float | None = None
-
-
-def _autocast(config: TrainConfig, device: torch.device) -> tuple[Any, Any]:
-    if device.type != "cuda" or config.precision == "fp32":
-        return contextlib.nullcontext, None
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
-    if dtype is None:  # auto
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
-    return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
-
-
 def _val_fraction(config: TrainConfig, method: Method, n_rows: int) -> float:
     """The held-out share: as configured, else (None) 10 % (>= MIN_VAL_ROWS rows) of a fine-tuning corpus
     of at least 5 * MIN_VAL_ROWS rows, nothing of an adaptation corpus."""
@@ -127,19 +83,8 @@ def _val_fraction(config: TrainConfig, method: Method, n_rows: int) -> float:
     return max(0.1, MIN_VAL_ROWS / n_rows)
 
 
-def _optimizer(model: Any, config: TrainConfig, total: int) -> tuple[torch.optim.Optimizer, Any]:
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for n, p in named if not n.endswith(no_decay)], "weight_decay": config.weight_decay},
-        {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=config.lr)
-    return optimizer, get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
-
-
 def _setup(*, base: str, corpus: Corpus, config: TrainConfig, method: Method, out_dir: Path,
-           eval_corpus: Corpus | None, resume: bool) -> _Run:
+           eval_corpus: Corpus | None, resume: bool) -> Run:
     device = resolve_device(config.device)
     model, tokenizer = load_classifier(base, corpus.labels, seed=config.seed, pooling=config.pooling)
     model.to(device)
@@ -153,67 +98,30 @@ def _setup(*, base: str, corpus: Corpus, config: TrainConfig, method: Method, ou
                            known, config.batch_size, seed=config.seed)
     steps_per_epoch = -(-len(sampler) // config.grad_accum)
     epochs = max(config.epochs, -(-config.min_steps // steps_per_epoch))  # small corpora: more epochs
-    optimizer, scheduler = _optimizer(model, config, steps_per_epoch * epochs)
-    autocast, scaler = _autocast(config, device)
+    optimizer, scheduler = make_optimizer(model, config, steps_per_epoch * epochs)
+    autocast, scaler = autocast_for(config, device)
 
     def encoded(c: Corpus) -> Encoded:
         return encode(tokenizer, c.texts, config.max_length)
 
-    run = _Run(config=config, method=method, model=model, tokenizer=tokenizer, device=device,
+    run = Run(config=config, method=method, model=model, tokenizer=tokenizer, device=device,
                labels=list(corpus.labels), encoded=encoded(train), known=known, sampler=sampler,
                optimizer=optimizer, scheduler=scheduler, scaler=scaler, autocast=autocast,
                rng=np.random.default_rng([config.seed, 1]), steps_per_epoch=steps_per_epoch,
                eval_set=(encoded(eval_corpus), eval_corpus.y) if eval_corpus is not None else None,
                val_set=(encoded(val), val.y) if val is not None else None,
-               state_dir=out_dir / "state", epochs=epochs, active=known.any(axis=0))
+               state_dir=out_dir / "state", epochs=epochs, active=np.asarray(known.any(axis=0)))
     has_state = resume and (run.state_dir / "state.json").is_file()
     if method != "finetune":  # the source model's view of the target rows: anchor, prior, guard
-        run.teacher = _scores(run, run.encoded)
+        run.teacher = scores_of(run, run.encoded)
     elif config.head_init == "probe" and checkpoint_labels(base) != corpus.labels and not has_state:
         fit_probe_head(model, run.encoded, known, batch_size=config.eval_batch_size, device=device)
     if resume:
-        _restore(run)
+        restore_state(run)
     return run
 
 
-def _scores(run: _Run, encoded: Encoded) -> np.ndarray:
-    """``(N, L)`` sigmoid scores of ``encoded`` under the current model, in eval mode."""
-    return predict_scores(run.model, encoded, batch_size=run.config.eval_batch_size, device=run.device)
-
-
-def _save_state(run: _Run) -> None:
-    tensors = {"optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
-               "torch_rng": torch.get_rng_state()}
-    if run.device.type == "cuda":
-        tensors["cuda_rng"] = torch.cuda.get_rng_state(run.device)
-    if run.scaler is not None:
-        tensors["scaler"] = run.scaler.state_dict()
-    info = {"epoch": run.epoch, "consumed": run.consumed, "step": run.step, "history": run.history,
-            "best": run.best, "mixup_rng": rng_state(run.rng),
-            "sampler": run.sampler.state_dict(run.consumed), "config": run.config.to_dict()}
-    save_train_state(run.state_dir, model=run.model, tensors=tensors, info=info)
-
-
-def _restore(run: _Run) -> None:
-    loaded = load_train_state(run.state_dir, run.model)
-    if loaded is None:
-        return
-    tensors, info = loaded
-    if info["config"] != run.config.to_dict():
-        raise ValueError(f"the training state in {run.state_dir} was saved with another config")
-    run.optimizer.load_state_dict(tensors["optimizer"])
-    run.scheduler.load_state_dict(tensors["scheduler"])
-    torch.set_rng_state(tensors["torch_rng"])
-    if "cuda_rng" in tensors and run.device.type == "cuda":
-        torch.cuda.set_rng_state(tensors["cuda_rng"], run.device)
-    if run.scaler is not None and "scaler" in tensors:
-        run.scaler.load_state_dict(tensors["scaler"])
-    run.epoch, run.consumed, run.step = info["epoch"], info["consumed"], info["step"]
-    run.history, run.best, run.rng = info["history"], info["best"], restore_rng(info["mixup_rng"])
-    run.sampler.load_state_dict(info["sampler"])
-
-
-def _batch_loss(run: _Run, idx: np.ndarray) -> Any:
+def _batch_loss(run: Run, idx: np.ndarray) -> Any:
     index = torch.from_numpy(idx)
     ids, mask = run.encoded.batch(index, run.device)
     known_host = run.known[idx]  # (B, L)
@@ -226,7 +134,7 @@ def _batch_loss(run: _Run, idx: np.ndarray) -> Any:
         return bce_step(run.model, ids, mask, known, active)
 
 
-def _optimizer_step(run: _Run) -> None:
+def _optimizer_step(run: Run) -> None:
     if run.scaler is not None:
         run.scaler.unscale_(run.optimizer)
     if run.config.max_grad_norm > 0:
@@ -241,7 +149,7 @@ def _optimizer_step(run: _Run) -> None:
     run.step += 1
 
 
-def _train_epoch(run: _Run, callbacks: Sequence[Callback], clock: tuple[float, int]) -> float:
+def _train_epoch(run: Run, callbacks: Sequence[Callback], clock: tuple[float, int]) -> float:
     """One epoch (or its rest after a resume); returns the mean loss of its batches."""
     config, losses = run.config, []
     total = run.steps_per_epoch * run.epochs
@@ -261,22 +169,22 @@ def _train_epoch(run: _Run, callbacks: Sequence[Callback], clock: tuple[float, i
             for callback in callbacks:
                 callback.on_step(progress)
             if config.checkpoint_every_steps and run.step % config.checkpoint_every_steps == 0:
-                _save_state(run)
+                save_state(run)
         if any(callback.should_stop() for callback in callbacks):
             raise TrainingCancelled(f"cancelled at epoch {run.epoch + 1}, step {run.step}")
     return float(np.mean(losses)) if losses else float("nan")
 
 
-def _epoch_metrics(run: _Run) -> tuple[dict[str, Any], float | None]:
+def _epoch_metrics(run: Run) -> tuple[dict[str, Any], float | None]:
     """Eval figures of the epoch (reported only) and the model-selection score (higher is better) from the
     validation split: its mAP when labelled (fine-tuning), minus its variational loss when PU (VPU)."""
     metrics: dict[str, Any] = {}
     score = None
     if run.eval_set is not None:
-        report = evaluate_scores(run.eval_set[1], _scores(run, run.eval_set[0]), run.labels)
+        report = evaluate_scores(run.eval_set[1], scores_of(run, run.eval_set[0]), run.labels)
         metrics = {k: report[k] for k in ("mAP", "micro_AP", "macro_F1", "roc_auc")}
     if run.val_set is not None and run.method == "finetune":
-        score = evaluate_scores(run.val_set[1], _scores(run, run.val_set[0]), run.labels)["mAP"]
+        score = evaluate_scores(run.val_set[1], scores_of(run, run.val_set[0]), run.labels)["mAP"]
         metrics["val_mAP"] = score
     elif run.val_set is not None:
         val_loss = heldout_variational_loss(run.model, run.val_set[0], run.val_set[1], run.config, run.device)
@@ -285,18 +193,18 @@ def _epoch_metrics(run: _Run) -> tuple[dict[str, Any], float | None]:
     return metrics, score
 
 
-def _selects_best(run: _Run) -> bool:
+def _selects_best(run: Run) -> bool:
     return run.config.selection == "best" or (run.config.selection == "auto" and run.val_set is not None)
 
 
-def _keep_if_best(run: _Run, score: float | None) -> None:
+def _keep_if_best(run: Run, score: float | None) -> None:
     if _selects_best(run) and score is not None and (run.best is None or score > run.best):
         run.best = score
         run.state_dir.parent.mkdir(parents=True, exist_ok=True)
         save_model(run.model, str(run.state_dir.parent / "best.safetensors"))
 
 
-def _fit(run: _Run, callbacks: Sequence[Callback]) -> None:
+def _fit(run: Run, callbacks: Sequence[Callback]) -> None:
     clock = (time.perf_counter(), run.step)
     if run.step == 0 and run.consumed == 0 and _selects_best(run):  # the starting model is a candidate
         metrics, score = _epoch_metrics(run)
@@ -311,7 +219,7 @@ def _fit(run: _Run, callbacks: Sequence[Callback]) -> None:
         run.history.append(metrics)
         _keep_if_best(run, score)
         run.epoch, run.consumed = run.epoch + 1, 0
-        _save_state(run)  # before the callbacks: an epoch they report is always durable
+        save_state(run)  # before the callbacks: an epoch they report is always durable
         elapsed = time.perf_counter() - clock[0]
         progress = Progress(run.epoch, run.epochs, run.step, run.steps_per_epoch * run.epochs,
                             train_loss, elapsed, None)
@@ -319,40 +227,14 @@ def _fit(run: _Run, callbacks: Sequence[Callback]) -> None:
             callback.on_epoch_end(progress, metrics)
 
 
-def _decide(run: _Run) -> tuple[np.ndarray, dict[str, Any]]:
-    """Stored thresholds ``(L,)`` (config ``thresholds``, never from an evaluation corpus) and what the
-    user should know about the decisions: estimated priors, predicted-positive rates, collapse warnings,
-    the labels that had no known positive."""
-    rule = run.config.thresholds
-    if rule == "auto":
-        rule = "validation" if run.method == "finetune" else "pu"
-    if rule == "fixed":
-        return np.full(len(run.labels), 0.5), {"threshold_rule": "fixed"}
-    if rule == "validation":
-        labelled = run.val_set if run.val_set is not None else (run.encoded, run.known)
-        thresholds = best_f1_thresholds(labelled[1], _scores(run, labelled[0])).astype(np.float64)
-        where = "validation split" if run.val_set is not None else "training rows (no validation split)"
-        return thresholds, {"threshold_rule": f"validation: F1-optimal on the {where}"}
-    scores = _scores(run, run.encoded)  # (N, L) the training rows, after training
-    teacher = run.teacher if run.teacher is not None else scores
-    prior = estimate_prior(teacher, run.known)
-    thresholds = prior_thresholds(scores, prior)
-    info: dict[str, Any] = {"threshold_rule": "pu: prior quantile (source-model prior estimate)",
-                            **decision_summary(scores, thresholds, prior)}
-    if run.method != "finetune":
-        info["warnings"] = collapse_warnings(scores, teacher, prior, run.labels)
-        info["labels_not_adapted"] = [name for name, a in zip(run.labels, run.active, strict=True) if not a]
-    return thresholds, info
-
-
-def _finish(run: _Run, *, base: str, corpus: Corpus, eval_corpus: Corpus | None, out_dir: Path) -> TrainResult:
+def _finish(run: Run, *, base: str, corpus: Corpus, eval_corpus: Corpus | None, out_dir: Path) -> TrainResult:
     best_path = out_dir / "best.safetensors"
     if _selects_best(run) and best_path.is_file():
         load_model(run.model, str(best_path))
-    thresholds, decisions = _decide(run)
+    thresholds, decisions = decide(run)
     metrics: dict[str, Any] = {}
     if run.eval_set is not None:
-        metrics = evaluate_scores(run.eval_set[1], _scores(run, run.eval_set[0]), run.labels, thresholds)
+        metrics = evaluate_scores(run.eval_set[1], scores_of(run, run.eval_set[0]), run.labels, thresholds)
     metrics.update(decisions)
     meta = {
         "format": 2, "labels": run.labels, "thresholds": thresholds.tolist(), "method": run.method,

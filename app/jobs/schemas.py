@@ -68,6 +68,9 @@ class JobPublic(BaseModel):
     cancel_requested: bool
     attempts: int
     result_version: str | None
+    warnings: list[str] = Field(default_factory=list, description=(
+        "What the user should check in the result: labels whose scores collapsed towards positive, labels "
+        "not adapted for want of a known positive (from the result version's metrics)"))
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -78,6 +81,16 @@ class JobsPublic(BaseModel):
 
     data: list[JobPublic]
     count: int
+
+
+def _warnings(metrics: dict | None) -> list[str]:
+    """The collapse guard's warnings and the labels left as the source model had them."""
+    metrics = metrics or {}
+    out = [str(w) for w in metrics.get("warnings") or []]
+    if metrics.get("labels_not_adapted"):
+        out.append("not adapted (no known positive; kept as the source model had them): "
+                   + ", ".join(map(str, metrics["labels_not_adapted"])))
+    return out
 
 
 def job_public(job) -> JobPublic:
@@ -99,6 +112,7 @@ def job_public(job) -> JobPublic:
         cancel_requested=job.cancel_requested,
         attempts=job.attempts,
         result_version=job.result_version.ref if job.result_version else None,
+        warnings=_warnings(job.result_version.metrics if job.result_version else None),
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,

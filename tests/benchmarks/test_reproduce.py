@@ -15,6 +15,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def _args(toy_data: Path, tiny_bert: str, cache: Path, docs: Path, *extra: str) -> list[str]:
     return ["--data-dir", str(toy_data), "--corpus", "toy", "--seeds", "0", "--ratios", "0.5", "--epochs", "1",
+            "--min-steps", "0",
             "--max-tokens", "16", "--batch-size", "8", "--lr", "5e-3", "--base", tiny_bert, "--device", "cpu",
             "--cache", str(cache), "--docs-dir", str(docs), *extra]
 
@@ -44,7 +45,7 @@ def test_every_cell_is_cached_as_json(first_run: dict) -> None:
                      "toy-bce-default-r0.5-s0", "toy-dallmi-default-r0.5-s0", "toy-dallmi-random_sampler-r0.5-s0",
                      *baselines}
     record = json.loads(next(f for f in first_run["files"] if "dallmi-default" in f.name).read_text())
-    assert record["train_config"]["selection"] == "last" and record["cell"]["seed"] == 0
+    assert record["train_config"]["selection"] == "auto" and record["cell"]["seed"] == 0  # validation split only
     assert {"mAP", "micro_AP", "macro_F1", "roc_auc"} <= set(record["metrics"])
     assert [h["epoch"] for h in record["history"]] == [1] and "mAP" in record["history"][0]
     assert record["wall_s"] > 0 and record["hardware"]["torch_threads"] >= 1

@@ -15,6 +15,7 @@ HASHES = {"source": "a", "target_train": "b", "target_test": "c"}
 
 def _args(toy_data: Path, tiny_bert: str, root: Path, *extra: str) -> list[str]:
     return ["--data-dir", str(toy_data), "--corpus", "toy", "--seeds", "0", "--ratios", "0.5", "--epochs", "1",
+            "--min-steps", "0",
             "--max-tokens", "16", "--batch-size", "8", "--lr", "5e-3", "--base", tiny_bert, "--device", "cpu",
             "--cache", str(root / "cache"), "--docs-dir", str(root / "docs"), "--ablations", *extra]
 

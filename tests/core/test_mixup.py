@@ -216,3 +216,140 @@ def test_unknown_place_raises(model: nn.Module) -> None:
     pairs = _pairs([0, 1, 2], [3, 3, 3], [0.5] * 3)
     with pytest.raises(ValueError, match="unknown MixUp place 'cls'"):
         forward_with_mixup(model, ids, mask, pairs, "cls")  # type: ignore[arg-type]
+# ----------------------------------------------------------------------------------- the MixUp term's gradient
+
+def _mixup_penalty_alone(model: nn.Module, at: str, *, detach_target: bool) -> torch.Tensor:
+    ids, mask = _batch()
+    pairs = draw_pairs(KNOWN, 0.3, 0.3, np.random.default_rng(1))
+    logits, mixed = forward_with_mixup(model, ids, mask, pairs, at)  # type: ignore[arg-type]
+    unl_logits = logits[pairs.unl_idx, torch.arange(N_LABELS)]
+    target = mixup_target(pairs.mu, unl_logits.detach() if detach_target else unl_logits)
+    return mixup_penalty_per_label(target, mixed, pairs.valid).sum()
+
+
+@pytest.mark.parametrize("at", PLACES)
+@pytest.mark.parametrize("detach_target", [False, True])
+def test_mixup_penalty_alone_puts_gradient_on_word_embeddings(model: nn.Module, at: str,
+                                                              detach_target: bool) -> None:
+    model.zero_grad()
+    penalty = _mixup_penalty_alone(model, at, detach_target=detach_target)
+    assert penalty.item() > 0
+    penalty.backward()
+    grad = model.get_input_embeddings().weight.grad
+    assert grad is not None and torch.isfinite(grad).all()
+    assert grad.abs().sum().item() > 0
+    assert model.classifier.weight.grad.abs().sum().item() > 0
+
+
+def _step_grads(model: nn.Module, mixup_weight: float, at: str = "word") -> tuple[dict[str, torch.Tensor], dict]:
+    ids, mask = _batch()
+    model.zero_grad()
+    config = TrainConfig(mixup_weight=mixup_weight, mixup_at=at)  # type: ignore[arg-type]
+    out = dallmi_step(model, ids, mask, torch.from_numpy(KNOWN).float(), KNOWN, config, np.random.default_rng(5))
+    out.loss.backward()
+    grads = {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}
+    return grads, out.parts | {"loss": out.loss.detach()}
+
+
+@pytest.mark.parametrize("at", PLACES)
+def test_dallmi_step_mixup_term_changes_the_gradient(model: nn.Module, at: str) -> None:
+    g0, parts0 = _step_grads(model, 0.0, at)
+    g1, parts1 = _step_grads(model, 1.0, at)
+    key = "encoder.embeddings.word_embeddings.weight"
+    assert parts0["mixup"].item() == 0.0
+    assert parts1["mixup"].item() > 0
+    # the variational part is the same forward (eval mode), only the MixUp term differs
+    torch.testing.assert_close(parts0["var"], parts1["var"], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(g0[key], g1[key], atol=1e-7, rtol=0)
+    # the MixUp term's own gradient, g1 - g0, is non-zero on the word embeddings
+    assert (g1[key] - g0[key]).abs().sum().item() > 1e-7
+
+
+def test_dallmi_step_loss_is_var_plus_lambda_times_mixup(model: nn.Module) -> None:
+    ids, mask = _batch()
+    known = torch.from_numpy(KNOWN).float()
+    for lam in (0.5, 2.0):
+        config = TrainConfig(mixup_weight=lam)
+        out = dallmi_step(model, ids, mask, known, KNOWN, config, np.random.default_rng(9))
+        torch.testing.assert_close(out.loss, out.parts["var"] + lam * out.parts["mixup"])
+        # recompute the parts by hand with the same draw
+        pairs = draw_pairs(KNOWN, config.alpha, config.beta, np.random.default_rng(9))
+        with torch.no_grad():
+            logits, mixed = forward_with_mixup(model, ids, mask, pairs, "word")
+            target = mixup_target(pairs.mu, logits[pairs.unl_idx, torch.arange(N_LABELS)])
+            mix = mixup_penalty_per_label(target, mixed, pairs.valid).sum()
+            var = variational_loss(logits, known, "norm")
+        torch.testing.assert_close(out.parts["mixup"], mix, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(out.parts["var"], var, atol=1e-6, rtol=1e-5)
+
+
+def test_dallmi_step_with_lambda_zero_draws_nothing(model: nn.Module) -> None:
+    ids, mask = _batch()
+    rng = np.random.default_rng(3)
+    before = rng.bit_generator.state
+    out = dallmi_step(model, ids, mask, torch.from_numpy(KNOWN).float(), KNOWN, TrainConfig(mixup_weight=0.0), rng)
+    assert rng.bit_generator.state == before
+    with torch.no_grad():
+        plain = model(input_ids=ids, attention_mask=mask).logits
+    torch.testing.assert_close(out.loss, variational_loss(plain, torch.from_numpy(KNOWN), "norm"))
+
+
+# ------------------------------------------------------------------------------------- the other step losses
+
+def test_bce_step_is_bce_on_all_labels(model: nn.Module) -> None:
+    from dallmi_core import bce_loss
+    from dallmi_core.steps import bce_step
+
+    ids, mask = _batch()
+    known = torch.from_numpy(KNOWN).float()
+    out = bce_step(model, ids, mask, known)
+    with torch.no_grad():
+        want = bce_loss(model(input_ids=ids, attention_mask=mask).logits, known)
+    torch.testing.assert_close(out.loss.detach(), want)
+    torch.testing.assert_close(out.parts["bce"], want)
+    assert out.loss.requires_grad
+
+
+@pytest.mark.parametrize("form", ["norm", "log"])
+def test_heldout_variational_loss_equals_eq1_on_eval_logits(model: nn.Module, form: str) -> None:
+    from dallmi_core.modeling import Encoded
+    from dallmi_core.steps import heldout_variational_loss
+
+    ids, mask = _batch()
+    encoded = Encoded(input_ids=ids, lengths=mask.sum(dim=1))
+    model.train()
+    config = TrainConfig(loss_form=form, eval_batch_size=2)  # type: ignore[arg-type]
+    got = heldout_variational_loss(model, encoded, KNOWN, config, torch.device("cpu"))
+    assert isinstance(got, float)
+    assert model.training
+    model.eval()
+    with torch.no_grad():
+        want = variational_loss(model(input_ids=ids, attention_mask=mask).logits, torch.from_numpy(KNOWN), form)
+    assert got == pytest.approx(want.item(), abs=1e-4)
+
+
+def test_mixup_grad_prediction_keeps_the_value_and_drops_the_targets_gradient(model: nn.Module) -> None:
+    ids, mask = _batch()
+    known = torch.from_numpy(KNOWN).float()
+    outs, grads = {}, {}
+    for mode in ("full", "prediction"):
+        model.zero_grad()
+        config = TrainConfig(mixup_grad=mode)  # type: ignore[arg-type]
+        outs[mode] = dallmi_step(model, ids, mask, known, KNOWN, config, np.random.default_rng(4))
+        outs[mode].loss.backward()
+        grads[mode] = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+    torch.testing.assert_close(outs["full"].loss, outs["prediction"].loss)
+    key = "classifier.bias"  # the target's sigma(Phi(s_u)) pulls the bias too when it carries gradient
+    assert not torch.allclose(grads["full"][key], grads["prediction"][key], atol=1e-7, rtol=0)
+
+
+def test_dallmi_step_adds_the_weighted_anchor_when_given_the_source_scores(model: nn.Module) -> None:
+    ids, mask = _batch()
+    known = torch.from_numpy(KNOWN).float()
+    teacher = torch.full((5, N_LABELS), 0.25)
+    for weight in (0.0, 2.0):
+        config = TrainConfig(anchor_weight=weight)
+        out = dallmi_step(model, ids, mask, known, KNOWN, config, np.random.default_rng(9), teacher)
+        expected = out.parts["var"] + out.parts["mixup"] + weight * out.parts["anchor"]
+        torch.testing.assert_close(out.loss, expected)
+        assert (out.parts["anchor"] > 0) == (weight > 0)
