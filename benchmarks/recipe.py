@@ -21,8 +21,18 @@ from typing import Any
 
 import numpy as np
 import torch
+from reproduce_baselines import floors
 
-from dallmi_core import Predictor, TrainConfig, adapt, evaluate_scores, finetune, hide_labels, read_corpus
+from dallmi_core import (
+    Predictor,
+    TrainConfig,
+    adapt,
+    best_f1_thresholds,
+    evaluate_scores,
+    finetune,
+    hide_labels,
+    read_corpus,
+)
 from dallmi_core.corpus import split_holdout
 from dallmi_core.decisions import estimate_prior, lee_liu_thresholds, prior_thresholds
 
@@ -53,12 +63,6 @@ def _key(spec: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _floors(y: np.ndarray) -> dict[str, float]:
-    prevalence = y.mean(axis=0)[y.sum(axis=0) > 0]
-    return {"label_prior_mAP": float(prevalence.mean()),
-            "all_positive_macro_F1": float((2 * prevalence / (1 + prevalence)).mean())}
-
-
 def _score(ckpt: Path, held: Any, train_known: Any, teacher_ckpt: Path | None) -> dict[str, Any]:
     """Held-out metrics at the stored thresholds and at each PU rule's thresholds."""
     predictor = Predictor.load(ckpt, device="cpu")
@@ -73,8 +77,8 @@ def _score(ckpt: Path, held: Any, train_known: Any, teacher_ckpt: Path | None) -
              "half": np.full(len(held.labels), 0.5)}
     for name, cut in rules.items():
         metrics[f"macro_F1_{name}"] = evaluate_scores(held.y, scores, held.labels, cut)["macro_F1"]
-    metrics["macro_F1_oracle"] = evaluate_scores(
-        held.y, scores, held.labels, __import__("dallmi_core").best_f1_thresholds(held.y, scores))["macro_F1"]
+    metrics["macro_F1_oracle"] = evaluate_scores(held.y, scores, held.labels,
+                                                 best_f1_thresholds(held.y, scores))["macro_F1"]  # a ceiling only
     means = scores.mean(axis=0)
     prevalence = held.y.mean(axis=0)
     metrics["score_prior_spearman"] = float(np.corrcoef(np.argsort(np.argsort(means)),
@@ -95,13 +99,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--adapt-source", default="default", choices=sorted(SOURCES), help="source model adapted")
     p.add_argument("--max-source-rows", type=int, default=0)
     p.add_argument("--cache", type=Path, default=ROOT / "runs" / "recipe")
+    p.add_argument("--data-dir", type=Path, default=DATA)
+    p.add_argument("--base", default="minilm-l6")
+    p.add_argument("--min-steps", type=int, default=None, help="TrainConfig.min_steps (default: the recipe's)")
     args = p.parse_args(argv)
     args.cache.mkdir(parents=True, exist_ok=True)
     results = args.cache / "results.jsonl"
     done = {json.loads(line)["key"] for line in results.read_text().splitlines()} if results.is_file() else set()
-    common = {"epochs": args.epochs, "max_length": args.max_tokens, "device": "cpu"}
+    common: dict[str, Any] = {"epochs": args.epochs, "max_length": args.max_tokens, "device": "cpu"}
+    if args.min_steps is not None:
+        common["min_steps"] = args.min_steps
     for corpus_name in args.corpus:
-        files = {n: read_corpus(DATA / corpus_name / f"{n}.csv") for n in ("source", "target_train")}
+        files = {n: read_corpus(args.data_dir / corpus_name / f"{n}.csv") for n in ("source", "target_train")}
         source = files["source"]
         if args.max_source_rows and source.n_rows > args.max_source_rows:
             source = source.subset(np.sort(np.random.default_rng(0).permutation(source.n_rows)[:args.max_source_rows]))
@@ -110,11 +119,11 @@ def main(argv: list[str] | None = None) -> int:
             ckpts: dict[str, Path] = {}
             for name in dict.fromkeys([*args.source, args.adapt_source]):
                 spec = {"corpus": corpus_name, "seed": seed, "source": SOURCES[name], **common,
-                        "rows": source.n_rows, "v": 2}
+                        "rows": source.n_rows, "v": 2, **({"base": args.base} if args.base != "minilm-l6" else {})}
                 out = args.cache / "sources" / f"{corpus_name}-{name}-s{seed}-{_key(spec)}"
                 if not (out / "checkpoint").is_dir():
                     start = time.perf_counter()
-                    finetune(base="minilm-l6", corpus=source, out_dir=out,
+                    finetune(base=args.base, corpus=source, out_dir=out,
                              config=TrainConfig.from_dict({**SOURCES[name], **common, "seed": seed}))
                     (out / "wall_s.txt").write_text(f"{time.perf_counter() - start:.1f}")
                 ckpts[name] = out / "checkpoint"
@@ -123,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                     m = _score(ckpts[name], held, hide_labels(train, 1.0, seed), None)
                     _log(results, {"key": key, "corpus": corpus_name, "seed": seed, "source": name,
                                    "method": "none", "ratio": 1.0, "wall_s": float((out / "wall_s.txt").read_text()),
-                                   **_floors(held.y), **m})
+                                   **floors(held.y), **m})
                     done.add(key)
             for ratio in args.ratios:
                 known = hide_labels(train, ratio, seed)

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from reproduce_cells import BASELINE_CONFIG, LOGREG, Cell, CellCache
 from reproduce_local import HEADLINE, target_sides
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -27,10 +26,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
-from transformers import AutoModel, AutoTokenizer
 
-from dallmi_core import Corpus, best_f1_thresholds, encode, evaluate_scores, resolve_base_model
+from dallmi_core import Corpus, best_f1_thresholds, encode, evaluate_scores, load_classifier
 from dallmi_core.modeling import resolve_device
+from dallmi_core.probe import pooled_embeddings
 
 
 def floors(y: np.ndarray) -> dict[str, float]:
@@ -106,29 +105,19 @@ def cv_thresholds(method: str, x: np.ndarray, y: np.ndarray, seed: int) -> np.nd
     return best_f1_thresholds(y, out_of_fold)
 
 
-@torch.no_grad()
 def sentence_embeddings(texts: list[str], base: str, max_length: int, device: str = "cpu",
                         batch_size: int = 64) -> np.ndarray:
-    """The frozen encoder's sentence embeddings: the attention-mask-weighted mean of the last hidden state,
-    L2-normalised, in eval mode.
+    """The frozen encoder's sentence embeddings: the attention-mask-weighted mean of the last hidden state
+    (``dallmi_core.probe.pooled_embeddings`` of a mean-pooled classifier), L2-normalised, in eval mode.
 
     Returns:
         ``(N, H)`` float32.
     """
-    path = resolve_base_model(base)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path).to(resolve_device(device)).eval()
-    encoded = encode(tokenizer, texts, max_length)
-    order = torch.argsort(encoded.lengths)  # similar lengths together: less padding
-    out = torch.empty((len(texts), model.config.hidden_size), dtype=torch.float32)
-    for start in range(0, len(texts), batch_size):
-        idx = order[start : start + batch_size]
-        ids, mask = encoded.batch(idx, model.device)  # (B, T), (B, T)
-        hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state.float()  # (B, T, H)
-        weights = mask.unsqueeze(-1).float()  # (B, T, 1)
-        pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)  # (B, H)
-        out[idx] = torch.nn.functional.normalize(pooled, dim=1).cpu()
-    return out.numpy()
+    model, tokenizer = load_classifier(base, ["_"], pooling="mean")
+    model.to(resolve_device(device))
+    pooled = pooled_embeddings(model, encode(tokenizer, texts, max_length), batch_size=batch_size,
+                               device=resolve_device(device))  # (N, H)
+    return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
 
 def cached_embeddings(root: Path, corpus: str, file: str, texts: list[str], cell: Cell,

@@ -48,7 +48,7 @@ def make_client(settings: Settings, session: Session | None = None) -> TestClien
     return TestClient(app)
 
 
-TINY_PARAMS = {"epochs": 2, "batch_size": 8, "max_length": 32, "eval_batch_size": 64}
+TINY_PARAMS = {"epochs": 2, "batch_size": 8, "max_length": 32, "eval_batch_size": 64, "min_steps": 0}
 
 
 def upload(client: TestClient, path: Path, name: str | None = None) -> dict:
