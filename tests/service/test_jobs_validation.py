@@ -79,13 +79,16 @@ def test_a_declared_label_mapping_reconciles_names(client, db_session, corpus_id
     assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "label_map", "Q"]
 
 
-def test_a_label_without_known_positive_is_422_for_adaptation(client, db_session):
-    corpus = client.post("/corpora", files={"file": ("p.csv", PARTIAL)}).json()
+def test_a_label_without_known_positive_is_adapted_around_and_none_at_all_is_422(client, db_session):
+    corpus = client.post("/corpora", files={"file": ("p.csv", PARTIAL)}).json()  # C has no known positive
     add_trained(db_session, "src", ["A", "B", "C"])
     response = _adapt(client, corpus_id=corpus["id"], base_model="src")
+    assert response.status_code == 202, response.text
+    empty = client.post("/corpora", files={"file": ("e.csv", b"id,text,A,B,C\n1,one,0,0,0\n2,two,0,0,0\n")}).json()
+    response = _adapt(client, corpus_id=empty["id"], base_model="src")
     assert response.status_code == 422
     (item,) = response.json()["detail"]
-    assert item["type"] == "label_without_positive" and "'C'" in item["msg"]
+    assert item["type"] == "label_without_positive" and "no known positive of any label" in item["msg"]
 
 
 def test_eval_corpus_with_other_labels_is_422(client, db_session, corpus_id):
