@@ -110,27 +110,44 @@ def restore_state(run: Run) -> None:
     run.sampler.load_state_dict(info["sampler"])
 
 
-def decide(run: Run) -> tuple[np.ndarray, dict[str, Any]]:
-    """Stored thresholds ``(L,)`` (config ``thresholds``, never from an evaluation corpus) and what the
-    user should know about the decisions: estimated priors, predicted-positive rates, collapse warnings,
-    the labels that had no known positive."""
-    rule = run.config.thresholds
-    if rule == "auto":
-        rule = "validation" if run.method == "finetune" else "pu"
+def _thresholds(run: Run, rule: str, scores: np.ndarray | None, prior: np.ndarray | None
+                ) -> tuple[np.ndarray, str]:
+    """``(L,)`` thresholds by ``rule`` (fixed | validation | pu) and how they were chosen."""
     if rule == "fixed":
-        return np.full(len(run.labels), 0.5), {"threshold_rule": "fixed"}
+        return np.full(len(run.labels), 0.5), "fixed"
     if rule == "validation":
         labelled = run.val_set if run.val_set is not None else (run.encoded, run.known)
         thresholds = best_f1_thresholds(labelled[1], scores_of(run, labelled[0])).astype(np.float64)
         where = "validation split" if run.val_set is not None else "training rows (no validation split)"
-        return thresholds, {"threshold_rule": f"validation: F1-optimal on the {where}"}
-    scores = scores_of(run, run.encoded)  # (N, L) the training rows, after training
-    teacher = run.teacher if run.teacher is not None else scores
-    prior = estimate_prior(teacher, run.known)
-    thresholds = prior_thresholds(scores, prior)
-    info: dict[str, Any] = {"threshold_rule": "pu: prior quantile (source-model prior estimate)",
-                            **decision_summary(scores, thresholds, prior)}
-    if run.method != "finetune":
-        info["warnings"] = collapse_warnings(scores, teacher, prior, run.labels)
+        return thresholds, f"validation: F1-optimal on the {where}"
+    assert scores is not None and prior is not None
+    return prior_thresholds(scores, prior), "pu: prior quantile (source-model prior estimate)"
+
+
+def _val_loss_warning(history: list[dict[str, Any]]) -> list[str]:
+    """A warning when the held-out variational loss (VPU) ended above where the source model started."""
+    losses = [h["val_variational_loss"] for h in history if "val_variational_loss" in h]
+    if len(losses) >= 2 and losses[-1] > losses[0]:
+        return [f"the held-out variational loss rose from {losses[0]:.4f} to {losses[-1]:.4f}: the adaptation "
+                "made the positive-unlabeled fit worse"]
+    return []
+
+
+def decide(run: Run) -> tuple[np.ndarray, dict[str, Any]]:
+    """Stored thresholds ``(L,)`` (config ``thresholds``, never from an evaluation corpus) and what the
+    user should know about the decisions: for an adaptation, estimated priors, predicted-positive rates,
+    the collapse guard's warnings and the labels that had no known positive."""
+    rule = run.config.thresholds
+    if rule == "auto":
+        rule = "validation" if run.method == "finetune" else "pu"
+    scores = prior = None
+    if rule == "pu" or run.method != "finetune":
+        scores = scores_of(run, run.encoded)  # (N, L) the training rows, after training
+        prior = estimate_prior(run.teacher if run.teacher is not None else scores, run.known)
+    thresholds, how = _thresholds(run, rule, scores, prior)
+    info: dict[str, Any] = {"threshold_rule": how}
+    if run.method != "finetune" and scores is not None and prior is not None and run.teacher is not None:
+        info.update(decision_summary(scores, thresholds, prior))
+        info["warnings"] = collapse_warnings(scores, run.teacher, prior, run.labels) + _val_loss_warning(run.history)
         info["labels_not_adapted"] = [name for name, a in zip(run.labels, run.active, strict=True) if not a]
     return thresholds, info

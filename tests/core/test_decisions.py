@@ -91,3 +91,12 @@ def test_probe_head_fits_the_frozen_embeddings(tiny_bert: str) -> None:
     np.testing.assert_allclose(model.classifier.weight[2].detach().numpy(), 0.0)
     assert scores[:, 2].max() < 0.05, "a label never seen gets its (clipped) frequency"
     assert torch.isfinite(model.classifier.weight).all()
+
+
+def test_a_rising_held_out_variational_loss_is_a_warning() -> None:
+    from dallmi_core.runstate import _val_loss_warning
+
+    rising = [{"epoch": 0, "val_variational_loss": -1.0}, {"epoch": 1, "val_variational_loss": -0.5}]
+    assert "rose from -1.0000 to -0.5000" in _val_loss_warning(rising)[0]
+    falling = [{"epoch": 0, "val_variational_loss": -1.0}, {"epoch": 1, "val_variational_loss": -2.0}]
+    assert _val_loss_warning(falling) == [] and _val_loss_warning([{"epoch": 1, "train_loss": 0.3}]) == []
