@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 from reproduce_baselines import floors
+from safetensors.torch import load_file
 
 from dallmi_core import (
     Predictor,
@@ -35,6 +36,7 @@ from dallmi_core import (
 )
 from dallmi_core.corpus import split_holdout
 from dallmi_core.decisions import estimate_prior, lee_liu_thresholds, prior_thresholds
+from dallmi_core.probe import wise_interpolate
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -44,6 +46,7 @@ SOURCES: dict[str, dict[str, Any]] = {
     "paper": {"preset": "paper"},
     "random_head": {"head_init": "random"},
     "cls": {"pooling": "cls", "head_init": "random"},
+    "wise": {"wise_alpha": 0.5},
 }
 """Source fine-tuning configs (epochs and max_length come from the options)."""
 
@@ -63,9 +66,9 @@ def _key(spec: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _score(ckpt: Path, held: Any, train_known: Any, teacher_ckpt: Path | None) -> dict[str, Any]:
+def _score(ckpt: Path | Predictor, held: Any, train_known: Any, teacher_ckpt: Path | None) -> dict[str, Any]:
     """Held-out metrics at the stored thresholds and at each PU rule's thresholds."""
-    predictor = Predictor.load(ckpt, device="cpu")
+    predictor = ckpt if isinstance(ckpt, Predictor) else Predictor.load(ckpt, device="cpu")
     scores = predictor.predict_scores(held.texts, batch_size=64)
     out = evaluate_scores(held.y, scores, held.labels, predictor.thresholds)
     metrics = {k: out[k] for k in ("mAP", "micro_AP", "macro_F1", "roc_auc")}
@@ -102,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", type=Path, default=DATA)
     p.add_argument("--base", default="minilm-l6")
     p.add_argument("--min-steps", type=int, default=None, help="TrainConfig.min_steps (default: the recipe's)")
+    p.add_argument("--wise-grid", nargs="*", type=float, default=[0.0, 0.25, 0.5, 0.75, 1.0],
+                   help="WiSE-FT coefficients scored post hoc for a source config with wise_alpha (0: the probe)")
     args = p.parse_args(argv)
     args.cache.mkdir(parents=True, exist_ok=True)
     results = args.cache / "results.jsonl"
@@ -134,6 +139,13 @@ def main(argv: list[str] | None = None) -> int:
                                    "method": "none", "ratio": 1.0, "wall_s": float((out / "wall_s.txt").read_text()),
                                    **floors(held.y), **m})
                     done.add(key)
+                for alpha in args.wise_grid if "wise_alpha" in SOURCES[name] else ():
+                    key = _key({**spec, "method": "none", "wise": alpha})
+                    if key not in done:
+                        m = _score(_wise_predictor(out, alpha), held, hide_labels(train, 1.0, seed), None)
+                        _log(results, {"key": key, "corpus": corpus_name, "seed": seed, "source": name,
+                                       "method": "none", "wise_alpha": alpha, "ratio": 1.0, **floors(held.y), **m})
+                        done.add(key)
             for ratio in args.ratios:
                 known = hide_labels(train, ratio, seed)
                 for variant in args.variants:
@@ -155,6 +167,21 @@ def main(argv: list[str] | None = None) -> int:
                                    "warnings": len(result.metrics.get("warnings", [])), **m})
                     done.add(key)
     return 0
+
+
+def _wise_predictor(run_dir: Path, alpha: float) -> Predictor:
+    """The run's source model re-mixed at ``alpha`` from its selected fine-tuned weights and its start."""
+    predictor = Predictor.load(run_dir / "checkpoint", device="cpu")
+    tuned = run_dir / "best.safetensors"
+    if not tuned.is_file():
+        raise FileNotFoundError(f"{tuned}: the run kept no selected fine-tuned weights")
+    predictor.model.load_state_dict(load_file(str(tuned)))
+    start = load_file(str(run_dir / "init.safetensors"))
+    if alpha > 0:
+        wise_interpolate(predictor.model, start, alpha)
+    else:
+        predictor.model.load_state_dict(start)
+    return predictor
 
 
 def _log(path: Path, record: dict[str, Any]) -> None:

@@ -32,13 +32,13 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 _INTS = ("batch_size", "epochs", "max_length", "grad_accum", "seed", "eval_batch_size", "checkpoint_every_steps",
          "min_steps")
 _FLOATS = ("lr", "alpha", "beta", "mixup_weight", "weight_decay", "warmup_ratio", "max_grad_norm", "val_fraction",
-           "anchor_weight")
+           "anchor_weight", "wise_alpha")
 
 
 PAPER_PRESET: dict[str, Any] = {
     "batch_size": 64, "lr": 5e-5, "epochs": 12, "max_length": 128, "min_steps": 0, "pooling": "cls",
     "head_init": "random", "mixup_weight": 1.0, "mixup_grad": "full", "anchor_weight": 0.0, "val_fraction": 0.0,
-    "selection": "last", "thresholds": "fixed",
+    "selection": "last", "thresholds": "fixed", "wise_alpha": 1.0,
 }
 """The paper's settings (section 4, bert-base on a GPU) and its classifier (``BertForSequenceClassification``
 over [CLS], a randomly initialised head, the MixUp term with gradient, 0.5 thresholds): ``preset="paper"``."""
@@ -74,6 +74,11 @@ class TrainConfig:
     head_init: HeadInit = "probe"
     """A new head (fine-tuning) starts as a logistic-regression probe on the frozen pooled embeddings of the
     training rows (LP-FT, Kumar et al. 2022), or random."""
+    wise_alpha: float = 1.0
+    """Fine-tuning only: weight-space ensemble of the fine-tuned model with the model it started from
+    (WiSE-FT, Wortsman et al. 2022, Eq. 1: ``theta = (1 - a) * theta_0 + a * theta_ft``, ``theta_0`` the
+    frozen encoder with its probe head). 1 keeps the fine-tuned weights; smaller values keep more of what
+    the pre-trained encoder knows, which transfers better across a domain shift."""
     alpha: float = 0.3
     """First shape parameter of the MixUp coefficient mu ~ Beta(alpha, beta) (Eq. 3)."""
     beta: float = 0.3
@@ -163,6 +168,8 @@ class TrainConfig:
             raise ValueError(f"val_fraction must be in [0, 1) or null, got {self.val_fraction!r}")
         if self.min_steps < 0:
             raise ValueError(f"min_steps must be >= 0, got {self.min_steps!r}")
+        if not 0 < self.wise_alpha <= 1:
+            raise ValueError(f"wise_alpha must be in (0, 1], got {self.wise_alpha!r}")
         if self.anchor_weight < 0:
             raise ValueError(f"anchor_weight must be >= 0, got {self.anchor_weight!r}")
         if self.max_length < 8 or self.max_length > 512:

@@ -66,3 +66,26 @@ def fit_probe_head(model: MultiLabelClassifier, encoded: Encoded, y: np.ndarray,
         weight[fit] = coef
         bias[fit] = np.concatenate([est.intercept_ for est in probe.estimators_])[: fit.size] - coef @ mean
     model.set_head(weight, bias)
+
+
+@torch.no_grad()
+def wise_interpolate(model: torch.nn.Module, start: dict[str, torch.Tensor], alpha: float) -> None:
+    """Weight-space ensemble in place (WiSE-FT, Wortsman et al., CVPR 2022, Eq. 1):
+    ``theta <- (1 - alpha) * theta_0 + alpha * theta``, over every floating-point tensor of the state dict.
+
+    Args:
+        model: the fine-tuned model (``theta``), changed in place.
+        start: ``theta_0``, the state dict the fine-tuning started from (same keys and shapes).
+        alpha: mixing coefficient in (0, 1]; 1 leaves the model unchanged.
+
+    Raises:
+        ValueError: ``alpha`` outside (0, 1], or ``start`` lacks a tensor of the model or has another shape.
+    """
+    if not 0 < alpha <= 1:
+        raise ValueError(f"alpha must be in (0, 1], got {alpha!r}")
+    for name, tensor in model.state_dict().items():
+        if not tensor.is_floating_point():
+            continue
+        if name not in start or start[name].shape != tensor.shape:
+            raise ValueError(f"the starting weights have no tensor {name!r} of shape {tuple(tensor.shape)}")
+        tensor.lerp_(start[name].to(tensor.device, tensor.dtype), 1.0 - alpha)

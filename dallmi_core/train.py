@@ -16,14 +16,14 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, load_model, save_model
 
 from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .corpus import Corpus, CorpusError, split_holdout
 from .evaluate import evaluate_scores
 from .modeling import Encoded, checkpoint_labels, encode, load_classifier, resolve_device
-from .probe import fit_probe_head
+from .probe import fit_probe_head, wise_interpolate
 from .runstate import Method, Run, autocast_for, decide, make_optimizer, restore_state, save_state, scores_of
 from .sampler import make_sampler
 from .steps import bce_step, dallmi_step, heldout_variational_loss
@@ -116,6 +116,8 @@ def _setup(*, base: str, corpus: Corpus, config: TrainConfig, method: Method, ou
         run.teacher = scores_of(run, run.encoded)
     elif config.head_init == "probe" and checkpoint_labels(base) != corpus.labels and not has_state:
         fit_probe_head(model, run.encoded, known, batch_size=config.eval_batch_size, device=device)
+    if method == "finetune" and config.wise_alpha < 1 and not has_state:  # theta_0 of WiSE-FT
+        save_model(model, str(out_dir / "init.safetensors"))
     if resume:
         restore_state(run)
     return run
@@ -231,6 +233,8 @@ def _finish(run: Run, *, base: str, corpus: Corpus, eval_corpus: Corpus | None, 
     best_path = out_dir / "best.safetensors"
     if _selects_best(run) and best_path.is_file():
         load_model(run.model, str(best_path))
+    if run.method == "finetune" and run.config.wise_alpha < 1:
+        wise_interpolate(run.model, load_file(str(out_dir / "init.safetensors")), run.config.wise_alpha)
     thresholds, decisions = decide(run)
     metrics: dict[str, Any] = {}
     if run.eval_set is not None:
