@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             ckpts: dict[str, Path] = {}
             for name in dict.fromkeys([*args.source, args.adapt_source]):
                 spec = {"corpus": corpus_name, "seed": seed, "source": SOURCES[name], **common,
-                        "rows": source.n_rows, "v": 2, **({"base": args.base} if args.base != "minilm-l6" else {})}
+                        "rows": source.n_rows, "v": 3, **({"base": args.base} if args.base != "minilm-l6" else {})}
                 out = args.cache / "sources" / f"{corpus_name}-{name}-s{seed}-{_key(spec)}"
                 if not (out / "checkpoint").is_dir():
                     start = time.perf_counter()
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 for variant in args.variants:
                     method, overrides = VARIANTS[variant]
                     spec = {"corpus": corpus_name, "seed": seed, "source": args.adapt_source, "ratio": ratio,
-                            "variant": variant, "overrides": overrides, **common, "v": 2}
+                            "variant": variant, "overrides": overrides, **common, "v": 3}
                     key = _key(spec)
                     if key in done:
                         continue

@@ -43,7 +43,7 @@ INTERNAL = {
     "cli": {"adapt_cmd", "evaluate_cmd", "finetune_cmd", "predict_cmd"},
     "decisions": {"decision_summary"},
     "modeling": {"checkpoint_labels", "checkpoint_pooling", "is_checkpoint", "resolve_device"},
-    "probe": {"fit_probe_head", "pooled_embeddings"},
+    "probe": {"fit_probe_head", "pooled_embeddings", "wise_interpolate"},
     "steps": {"StepOutput", "anchor_loss", "bce_step", "dallmi_step", "dallmi_terms", "heldout_variational_loss"},
 }
 
