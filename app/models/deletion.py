@@ -68,7 +68,8 @@ def delete_version(session: Session, *, store: ArtifactStore, name: str, version
         ConflictError: an alias points to it, or a queued or running job starts from it.
     """
     row = get_version(session, name=name, version=version)
-    session.refresh(row, with_for_update=True)
+    session.execute(select(ModelVersion.id).where(ModelVersion.id == row.id).with_for_update())  # one deleter
+    session.refresh(row)
     if row.deleted_at is not None:
         raise NotFoundError(f"model version {row.ref} was already deleted", loc=_LOC, type="deleted")
     _check_unused(session, row)
