@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import health
-from app.auth.deps import AdminScope, AnyScope, PredictScope, TrainScope
+from app.auth.deps import AUTH_RESPONSES, AdminScope, AnyScope, PredictScope, TrainScope
 from app.auth.router import router as keys_router
 from app.config import get_settings
 from app.corpora.router import router as corpora_router
@@ -70,11 +70,11 @@ def include_routers(app: FastAPI) -> None:
     """Every router with the scope its routes need (docs/service.md, "Security model"); ``/health`` and
     ``/ready`` are open. The model routes that change the registry also require ``admin`` themselves."""
     app.include_router(health.router)
-    app.include_router(corpora_router, dependencies=[TrainScope])
-    app.include_router(jobs_router, dependencies=[TrainScope])
-    app.include_router(models_router, dependencies=[AnyScope])
-    app.include_router(predict_router, dependencies=[PredictScope])
-    app.include_router(keys_router, dependencies=[AdminScope])
+    app.include_router(corpora_router, dependencies=[TrainScope], responses=AUTH_RESPONSES)
+    app.include_router(jobs_router, dependencies=[TrainScope], responses=AUTH_RESPONSES)
+    app.include_router(models_router, dependencies=[AnyScope], responses=AUTH_RESPONSES)
+    app.include_router(predict_router, dependencies=[PredictScope], responses=AUTH_RESPONSES)
+    app.include_router(keys_router, dependencies=[AdminScope], responses=AUTH_RESPONSES)
 
 
 def create_app() -> FastAPI:

@@ -90,3 +90,9 @@ AdminScope = Depends(require_scope(ADMIN))
 """Registering and deleting models, moving aliases, keys."""
 AnyScope = Depends(require_scope(PREDICT, TRAIN))
 """Any valid key: reading the registry, ``/metrics``."""
+
+AUTH_RESPONSES: dict[int | str, dict] = {
+    401: {"description": "No API key, or a malformed, unknown, revoked or expired one (`WWW-Authenticate: Bearer`)"},
+    403: {"description": "The API key lacks the scope this route needs"},
+}
+"""OpenAPI responses of every route that needs a key (given with the router-level dependency)."""

@@ -205,6 +205,8 @@ def test_the_openapi_documents_the_bearer_scheme(secure_client):
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer") and "dallmi keys create" in scheme["description"]
     assert schema["paths"]["/corpora"]["get"]["security"] == [{"ApiKey": []}]
     assert "security" not in schema["paths"]["/health"]["get"]
+    assert {"401", "403"} <= set(schema["paths"]["/predict"]["post"]["responses"])
+    assert {"401", "403"} <= set(schema["paths"]["/models/{name}/versions/{version}"]["delete"]["responses"])
 
 
 def test_disabled_auth_needs_no_key(client):
