@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -9,7 +10,8 @@ from typing import Annotated
 
 import typer
 
-from app.config import get_settings
+from app.auth.cli import BindRefused, announce, bind_policy, keys_app
+from app.config import Settings, get_settings
 
 
 def worker_command(queue: str) -> list[str]:
@@ -24,6 +26,27 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def apply_bind_policy(host: str, settings: Settings) -> Settings:
+    """Decide whether the API on ``host`` needs keys, say so in a log line and return the settings to run.
+
+    Raises:
+        typer.BadParameter: a non-loopback ``host`` without any usable key, or with ``DALLMI_AUTH=disabled``.
+    """
+    from app.auth.service import count_usable_keys
+    from app.db import make_sessionmaker
+
+    with make_sessionmaker(settings.database_url)() as session:
+        usable = count_usable_keys(session)
+    try:
+        mode = bind_policy(host, settings, usable)
+    except BindRefused as exc:
+        raise typer.BadParameter(str(exc), param_hint="--host") from exc
+    announce(mode, host, usable)
+    os.environ["DALLMI_AUTH"] = mode  # read by the API (and by uvicorn's worker processes)
+    get_settings.cache_clear()
+    return get_settings()
+
+
 def serve(
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to bind")] = 8000,
@@ -32,7 +55,9 @@ def serve(
 ) -> None:
     """Run the service on this machine: migrate, register minilm-l6, start one training worker and the API.
 
-    Defaults need no server: SQLite and a filesystem broker under ./.dallmi/ (see docs/service.md).
+    On 127.0.0.1 with no API key created it runs without keys (and says so); any other address needs a key
+    (`dallmi keys create`). Defaults need no server: SQLite and a filesystem broker under ./.dallmi/
+    (see docs/service.md).
     """
     import uvicorn
 
@@ -43,6 +68,7 @@ def serve(
 
     settings = get_settings()
     prestart(settings)
+    settings = apply_bind_policy(host, settings)
     # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so the worker below
     # is stopped by the ``finally`` instead of being orphaned.
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -68,6 +94,7 @@ def main() -> None:
     except ImportError:  # the library's CLI is optional for the service
         app = typer.Typer(help="DALLMi")
     app.command("serve")(serve)
+    app.add_typer(keys_app, name="keys")
     app()
 
 

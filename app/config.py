@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_HOME = Path(".dallmi")
 
@@ -68,6 +69,38 @@ class Settings(BaseSettings):
     def broker_dir(self) -> Path:
         """Folder of the ``filesystem://`` broker (embedded mode)."""
         return self.artifacts_dir.parent / "broker"
+
+    # --- Authentication and model sources (issue 9, finding 6; see docs/service.md "Security model") ---
+    auth: Literal["required", "disabled"] | None = None
+    """``required``: every route but ``/health`` and ``/ready`` needs an API key; ``disabled``: none does.
+    Unset means required, except that ``dallmi serve`` on a loopback address with no key created yet runs
+    without keys (and says so); ``dallmi serve`` refuses a non-loopback address without keys."""
+    auth_cache_ttl_s: float = Field(default=30.0, ge=0, le=3600)
+    """How long a verified key is remembered per API process; a revoked key stops working within this."""
+    model_roots: Annotated[list[Path], NoDecode] = []
+    """Folders under which local base models may be registered (``os.pathsep``- or comma-separated)."""
+    allow_hub: bool = False
+    """Whether base models may be Hugging Face hub names (downloaded by the worker)."""
+
+    @field_validator("model_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = value.replace(",", os.pathsep).split(os.pathsep)
+            return [part.strip() for part in parts if part.strip()]
+        return value
+
+    @field_validator("model_roots")
+    @classmethod
+    def _absolute_roots(cls, value: list[Path]) -> list[Path]:
+        if any(not root.is_absolute() for root in value):
+            raise ValueError("DALLMI_MODEL_ROOTS must list absolute folders")
+        return [Path(os.path.realpath(root)) for root in value]
+
+    @property
+    def auth_required(self) -> bool:
+        """True unless authentication was switched off with ``DALLMI_AUTH=disabled``."""
+        return self.auth != "disabled"
 
 
 @lru_cache

@@ -24,6 +24,8 @@ class DomainError(Exception):
 
     status_code = 400
     default_type = "error"
+    headers: dict[str, str] | None = None
+    """Extra response headers (e.g. ``WWW-Authenticate``)."""
 
     def __init__(
         self,
@@ -70,3 +72,18 @@ class UnavailableError(DomainError):
 
     status_code = 503
     default_type = "unavailable"
+
+
+class UnauthorizedError(DomainError):
+    """No API key, or one that is unknown, revoked or expired (RFC 6750: ``WWW-Authenticate: Bearer``)."""
+
+    status_code = 401
+    default_type = "unauthorized"
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class ForbiddenError(DomainError):
+    """A valid API key without the scope the route needs."""
+
+    status_code = 403
+    default_type = "forbidden"

@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import health
+from app.auth.deps import AUTH_RESPONSES, AdminScope, AnyScope, PredictScope, TrainScope
+from app.auth.router import router as keys_router
 from app.config import get_settings
 from app.corpora.router import router as corpora_router
 from app.db import make_sessionmaker
@@ -22,13 +24,13 @@ from app.predict.cache import ModelCache
 from app.predict.router import router as predict_router
 
 
-def _error(status_code: int, items: list[dict]) -> JSONResponse:
-    return JSONResponse(status_code=status_code, content={"detail": items})
+def _error(status_code: int, items: list[dict], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status_code, content={"detail": items}, headers=headers)
 
 
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    return _error(exc.status_code, [item.to_dict() for item in exc.items])
+    return _error(exc.status_code, [item.to_dict() for item in exc.items], exc.headers)
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -64,6 +66,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.model_cache.close()
 
 
+def include_routers(app: FastAPI) -> None:
+    """Every router with the scope its routes need (docs/service.md, "Security model"); ``/health`` and
+    ``/ready`` are open. The model routes that change the registry also require ``admin`` themselves."""
+    app.include_router(health.router)
+    app.include_router(corpora_router, dependencies=[TrainScope], responses=AUTH_RESPONSES)
+    app.include_router(jobs_router, dependencies=[TrainScope], responses=AUTH_RESPONSES)
+    app.include_router(models_router, dependencies=[AnyScope], responses=AUTH_RESPONSES)
+    app.include_router(predict_router, dependencies=[PredictScope], responses=AUTH_RESPONSES)
+    app.include_router(keys_router, dependencies=[AdminScope], responses=AUTH_RESPONSES)
+
+
 def create_app() -> FastAPI:
     """The application with every router and error handler."""
     app = FastAPI(
@@ -72,8 +85,7 @@ def create_app() -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
-    for router in (health.router, corpora_router, jobs_router, models_router, predict_router):
-        app.include_router(router)
+    include_routers(app)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -69,7 +69,7 @@ def checkpoint_pooling(path: str | Path) -> str | None:
 
 def _legacy_classifier(source: str, labels: list[str], same_labels: bool) -> MultiLabelClassifier:
     """A format-1 checkpoint (``BertForSequenceClassification``) as a classifier with pooling "cls"."""
-    legacy = AutoModelForSequenceClassification.from_pretrained(source, use_safetensors=True)
+    legacy = AutoModelForSequenceClassification.from_pretrained(source, use_safetensors=True, trust_remote_code=False)
     model = MultiLabelClassifier(legacy.base_model, len(labels), pooling="cls")
     if same_labels:
         model.classifier.load_state_dict(legacy.classifier.state_dict())
@@ -83,7 +83,8 @@ def load_classifier(
 
     A new classification head (seeded with ``seed``, pooling ``pooling``) is made when ``base`` is a plain
     encoder; a checkpoint keeps its own pooling, and its head when its labels are exactly ``labels``.
-    Weights are read from safetensors only: no pickle is ever loaded.
+    Weights are read from safetensors only: no pickle is ever loaded, and no model code is ever run
+    (``trust_remote_code=False``).
 
     Args:
         base: a name accepted by :func:`resolve_base_model`.
@@ -99,10 +100,10 @@ def load_classifier(
     same_labels = checkpoint_labels(source) == labels
     kept = checkpoint_pooling(source)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
         if kept is not None and not (Path(source) / HEAD_FILE).is_file():
             return _legacy_classifier(source, labels, same_labels), tokenizer
-        encoder = AutoModel.from_pretrained(source, use_safetensors=True)
+        encoder = AutoModel.from_pretrained(source, use_safetensors=True, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise ValueError(f"cannot load model {base!r} from {source!r}: {exc}") from exc
     model = MultiLabelClassifier(encoder, len(labels), pooling=kept or pooling)

@@ -20,10 +20,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.artifacts import ArtifactStore
+from app.config import get_settings
 from app.corpora.service import load_corpus
 from app.db import utcnow
 from app.jobs import labels
 from app.jobs.orm import CANCELLED, FAILED, FINAL_STATUSES, RUNNING, SUCCEEDED, Job, JobEpoch
+from app.models.policy import hub_allowed
 from app.models.service import add_trained_version
 from dallmi_core import (
     Callback,
@@ -158,7 +160,8 @@ def _train(session: Session, job: Job, store: ArtifactStore, callback: JobCallba
     corpus, evaluation = _corpora(job, store)
     config = TrainConfig.from_dict(job.params)
     base = _base_path(job, store)
-    kind, method, allow_hub = job.kind, job.method, job.base_version.allow_hub
+    kind, method = job.kind, job.method
+    allow_hub = hub_allowed(job.base_version.allow_hub, get_settings().allow_hub)  # DALLMI_ALLOW_HUB, now
     session.commit()  # hold no transaction open while training
     with hub_access(allow_hub):
         if kind == "finetune":

@@ -52,6 +52,9 @@ class ModelVersion(Base):
     job_id: Mapped[int | None] = mapped_column(index=True)
     """The job that trained it (no foreign key: jobs already point at versions)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None]
+    """Set when the version was deleted but is kept, without its files, because jobs, child versions or
+    the alias history refer to it (lineage stays readable); such a version cannot be used any more."""
 
     model: Mapped[RegisteredModel] = relationship(back_populates="versions", lazy="joined")
     parent: Mapped[ModelVersion | None] = relationship(remote_side=[id])

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Response, status
 
+from app.auth.deps import AdminScope
+from app.config import SettingsDep
 from app.db import SessionDep
-from app.models import service
+from app.deps import StoreDep
+from app.models import deletion, service
 from app.models.schemas import (
     AliasesPublic,
     AliasEventPublic,
@@ -26,10 +29,16 @@ router = APIRouter(prefix="/models", tags=["models"])
 AliasName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
 
 
-@router.post("/base", status_code=status.HTTP_201_CREATED, response_model=ModelVersionPublic)
-def register_base_model(session: SessionDep, request: BaseModelCreate):
-    """Register an encoder (``minilm-l6``, a local folder or a hub name) to fine-tune from."""
-    return version_public(service.register_base_model(session, name=request.name, source=request.source))
+@router.post(
+    "/base", status_code=status.HTTP_201_CREATED, response_model=ModelVersionPublic, dependencies=[AdminScope]
+)
+def register_base_model(session: SessionDep, settings: SettingsDep, request: BaseModelCreate):
+    """Register an encoder to fine-tune from: ``minilm-l6``, a folder under ``DALLMI_MODEL_ROOTS``, or a hub
+    name when ``DALLMI_ALLOW_HUB=true`` (admin)."""
+    version = service.register_base_model(
+        session, name=request.name, source=request.source, roots=settings.model_roots, allow_hub=settings.allow_hub
+    )
+    return version_public(version)
 
 
 @router.get("", response_model=ModelsPublic)
@@ -53,7 +62,17 @@ def get_version(session: SessionDep, name: str, version: int):
     return version_public(service.get_version(session, name=name, version=version))
 
 
-@router.put("/{name}/aliases/{alias}", response_model=AliasPublic)
+@router.delete(
+    "/{name}/versions/{version}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[AdminScope]
+)
+def delete_version(session: SessionDep, store: StoreDep, name: str, version: int):
+    """Delete a version no alias points to and no queued or running job starts from, with its files (admin).
+    A version that jobs, other versions or the alias history refer to stays readable with ``deleted_at``."""
+    deletion.delete_version(session, store=store, name=name, version=version)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put("/{name}/aliases/{alias}", response_model=AliasPublic, dependencies=[AdminScope])
 def move_alias(session: SessionDep, name: str, alias: AliasName, request: AliasUpdate):
     """Point an alias (e.g. ``production``) at a version; the move is appended to the alias history."""
     row = service.move_alias(session, name=name, alias=alias, version=request.version)

@@ -18,7 +18,8 @@ class BaseModelCreate(BaseModel):
     source: str = Field(
         min_length=1,
         max_length=1000,
-        description="'minilm-l6', a local Hugging Face model folder, or a hub name such as bert-base-uncased",
+        description="'minilm-l6', a Hugging Face model folder under DALLMI_MODEL_ROOTS, or a hub name such as "
+        "bert-base-uncased when DALLMI_ALLOW_HUB=true",
     )
 
 
@@ -50,6 +51,7 @@ class ModelVersionPublic(BaseModel):
     eval_corpus_hash: str | None
     checksums: dict[str, str] | None
     created_at: datetime
+    deleted_at: datetime | None = Field(default=None, description="set when the version was deleted (kept for lineage)")
 
 
 class ModelVersionSummary(BaseModel):
@@ -63,6 +65,7 @@ class ModelVersionSummary(BaseModel):
     job_id: int | None
     metrics: dict
     created_at: datetime
+    deleted_at: datetime | None = None
 
 
 class ModelPublic(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,37 +16,31 @@ from app.artifacts import ArtifactStore
 from app.db import utcnow
 from app.errors import ConflictError, InvalidInputError, NotFoundError
 from app.models.orm import AliasEvent, ModelAlias, ModelVersion, RegisteredModel
+from app.models.policy import classify_source
 from app.models.schemas import NAME_PATTERN
 from dallmi_core import checkpoint_sha256, load_checkpoint_meta
 
 if TYPE_CHECKING:
     from app.jobs.orm import Job
 
-BUILTIN_SOURCES = ("minilm-l6",)
 BASE, TRAINED = "base", "trained"
 _REF = re.compile(r"^(?P<name>[^:@]+)(?::(?P<version>\d+)|@(?P<alias>[A-Za-z0-9._-]+))?$")
-_HUB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 
 
-def _classify_source(source: str) -> tuple[str, bool]:
-    """(stored source, whether it needs the Hugging Face hub) or a 422."""
-    if source in BUILTIN_SOURCES:
-        return source, False
-    path = Path(source).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise InvalidInputError(
-                f"{source} has no config.json: not a Hugging Face model folder", loc=("body", "source")
-            )
-        return str(path.resolve()), False
-    if source.startswith(("/", ".", "~")) or not _HUB_NAME.match(source):
-        raise InvalidInputError(f"folder {source} does not exist", loc=("body", "source"))
-    return source, True
+def register_base_model(
+    session: Session, *, name: str, source: str, roots: Sequence[Path] = (), allow_hub: bool = False
+) -> ModelVersion:
+    """Register an encoder (built-in, local folder or hub name) as version 1 of a base model.
 
+    Args:
+        roots: folders a local model must be inside (``DALLMI_MODEL_ROOTS``).
+        allow_hub: whether hub names are allowed (``DALLMI_ALLOW_HUB``).
 
-def register_base_model(session: Session, *, name: str, source: str) -> ModelVersion:
-    """Register an encoder (built-in, local folder or hub name) as version 1 of a base model."""
-    stored, allow_hub = _classify_source(source)
+    Raises:
+        InvalidInputError: a source the policy refuses (see ``app.models.policy``).
+        ConflictError: a model of this name exists.
+    """
+    stored, allow_hub = classify_source(source, roots=roots, allow_hub=allow_hub)
     if session.scalar(select(RegisteredModel.id).where(RegisteredModel.name == name)) is not None:
         raise ConflictError(f"model {name} already exists", loc=("body", "name"), type="already_exists")
     model = RegisteredModel(name=name, kind=BASE)
@@ -90,6 +85,13 @@ def get_version(session: Session, *, name: str, version: int, loc: tuple[str, ..
     return row
 
 
+def live_version(version: ModelVersion, *, loc: tuple[str, ...]) -> ModelVersion:
+    """``version`` itself, or ``NotFoundError`` when it was deleted (its row stays for lineage)."""
+    if version.deleted_at is not None:
+        raise NotFoundError(f"model version {version.ref} was deleted", loc=loc, type="deleted")
+    return version
+
+
 def resolve_ref(session: Session, *, ref: str, loc: tuple[str, ...]) -> ModelVersion:
     """Resolve ``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS``; a bare name means the latest version."""
     match = _REF.match(ref.strip())
@@ -97,16 +99,17 @@ def resolve_ref(session: Session, *, ref: str, loc: tuple[str, ...]) -> ModelVer
         raise InvalidInputError(f"{ref!r} is not NAME, NAME:VERSION or NAME@ALIAS", loc=loc)
     name = match["name"]
     if match["version"]:
-        return get_version(session, name=name, version=int(match["version"]), loc=loc)
+        return live_version(get_version(session, name=name, version=int(match["version"]), loc=loc), loc=loc)
     model = get_model(session, name=name, loc=loc)
     if match["alias"]:
         alias = _alias_row(session, model_id=model.id, alias=match["alias"])
         if alias is None:
             raise NotFoundError(f"model {name} has no alias {match['alias']}", loc=loc)
         return session.get_one(ModelVersion, alias.version_id)
-    if not model.versions:
+    live = [v for v in model.versions if v.deleted_at is None]
+    if not live:
         raise NotFoundError(f"model {name} has no version yet", loc=loc)
-    return model.versions[-1]
+    return live[-1]
 
 
 def _alias_row(session: Session, *, model_id: int, alias: str) -> ModelAlias | None:
@@ -126,7 +129,8 @@ def aliases_of(session: Session, *, model_id: int) -> dict[str, int]:
 
 def move_alias(session: Session, *, name: str, alias: str, version: int) -> ModelAlias:
     """Point ``alias`` at a version and append the move to the alias history."""
-    target = get_version(session, name=name, version=version, loc=("body", "version"))
+    loc = ("body", "version")
+    target = live_version(get_version(session, name=name, version=version, loc=loc), loc=loc)
     row = _alias_row(session, model_id=target.model_id, alias=alias)
     previous = row.version_id if row is not None else None
     if row is None:

@@ -43,6 +43,8 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         visibility_timeout_s=4,
         heartbeat_timeout_s=3,
         predict_batch_wait_ms=50,
+        auth="disabled",  # the tests of authentication (test_auth*.py) make their own settings with keys required
+        model_roots=[tmp_path_factory.getbasetemp()],  # tiny models and test folders live under pytest's tmp
     )
 
 

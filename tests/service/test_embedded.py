@@ -17,6 +17,8 @@ def test_finetune_and_predict_with_sqlite_and_a_filesystem_broker(tmp_path, tiny
         database_url=f"sqlite:///{tmp_path / 'home' / 'dallmi.db'}",
         broker_url="filesystem://",
         artifacts_dir=tmp_path / "home" / "artifacts",
+        auth="disabled",
+        model_roots=[tiny_model_dir.parent],
     )
     prestart(settings)
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
