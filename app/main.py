@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from app import health
 from app.config import get_settings
@@ -22,8 +23,8 @@ from app.predict.cache import ModelCache
 from app.predict.router import router as predict_router
 
 
-def _error(status_code: int, items: list[dict]) -> JSONResponse:
-    return JSONResponse(status_code=status_code, content={"detail": items})
+def _error(status_code: int, items: list[dict], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status_code, content={"detail": items}, headers=headers)
 
 
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -31,10 +32,22 @@ async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     return _error(exc.status_code, [item.to_dict() for item in exc.items])
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """Every method of every route on this path (Starlette names only those of the first route it tried)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return _error(exc.status_code, [{"loc": [], "msg": str(exc.detail), "type": kind}])
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return _error(exc.status_code, [{"loc": [], "msg": str(exc.detail), "type": kind}], headers=headers)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -44,7 +57,9 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
-    return _error(500, [{"loc": [], "msg": f"internal error: {type(exc).__name__}", "type": "internal_error"}])
+    # the server drops the connection after an unhandled error: say so, so that clients do not reuse it
+    items = [{"loc": [], "msg": f"internal error: {type(exc).__name__}", "type": "internal_error"}]
+    return _error(500, items, headers={"Connection": "close"})
 
 
 @asynccontextmanager

@@ -14,7 +14,6 @@ from app.corpora.orm import Corpus
 from app.db import utcnow
 from app.errors import (
     ConflictError,
-    DomainError,
     ErrorItem,
     InvalidInputError,
     NotFoundError,
@@ -33,15 +32,12 @@ Enqueue = Callable[[int], None]
 def _corpus(session: Session, corpus_id: int, field: str) -> Corpus:
     row = session.get(Corpus, corpus_id)
     if row is None:
-        raise InvalidInputError(f"corpus {corpus_id} does not exist", loc=("body", field), type="not_found")
+        raise NotFoundError(f"corpus {corpus_id} does not exist", loc=("body", field))
     return row
 
 
 def _base_version(session: Session, ref: str) -> ModelVersion:
-    try:
-        return models.resolve_ref(session, ref=ref, loc=("body", "base_model"))
-    except DomainError as exc:
-        raise InvalidInputError(items=exc.items) from exc
+    return models.resolve_ref(session, ref=ref, loc=("body", "base_model"))
 
 
 def _check_params(params: dict) -> int:

@@ -7,8 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, status
 
 from app.db import SessionDep
+from app.errors import error_responses
+from app.fields import IdPath
 from app.models import service
 from app.models.schemas import (
+    NAME_PATTERN,
     AliasesPublic,
     AliasEventPublic,
     AliasPublic,
@@ -24,9 +27,13 @@ from app.models.schemas import (
 router = APIRouter(prefix="/models", tags=["models"])
 
 AliasName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
+ModelNamePath = Annotated[str, Path(pattern=NAME_PATTERN)]
 
 
-@router.post("/base", status_code=status.HTTP_201_CREATED, response_model=ModelVersionPublic)
+@router.post(
+    "/base", status_code=status.HTTP_201_CREATED, response_model=ModelVersionPublic,
+    responses=error_responses(400, 404, 409, 422),
+)
 def register_base_model(session: SessionDep, request: BaseModelCreate):
     """Register an encoder (``minilm-l6``, a local folder or a hub name) to fine-tune from."""
     return version_public(service.register_base_model(session, name=request.name, source=request.source))
@@ -40,28 +47,30 @@ def list_models(session: SessionDep):
     return ModelsPublic(data=data, count=len(data))
 
 
-@router.get("/{name}", response_model=ModelPublic)
-def get_model(session: SessionDep, name: str):
+@router.get("/{name}", response_model=ModelPublic, responses=error_responses(404, 422))
+def get_model(session: SessionDep, name: ModelNamePath):
     """One model with its versions."""
     model = service.get_model(session, name=name)
     return model_public(model, service.aliases_of(session, model_id=model.id))
 
 
-@router.get("/{name}/versions/{version}", response_model=ModelVersionPublic)
-def get_version(session: SessionDep, name: str, version: int):
+@router.get("/{name}/versions/{version}", response_model=ModelVersionPublic, responses=error_responses(404, 422))
+def get_version(session: SessionDep, name: ModelNamePath, version: IdPath):
     """A version: metrics, thresholds, labels, parent version, job and corpus hashes."""
     return version_public(service.get_version(session, name=name, version=version))
 
 
-@router.put("/{name}/aliases/{alias}", response_model=AliasPublic)
-def move_alias(session: SessionDep, name: str, alias: AliasName, request: AliasUpdate):
+@router.put(
+    "/{name}/aliases/{alias}", response_model=AliasPublic, responses=error_responses(400, 404, 409, 422)
+)
+def move_alias(session: SessionDep, name: ModelNamePath, alias: AliasName, request: AliasUpdate):
     """Point an alias (e.g. ``production``) at a version; the move is appended to the alias history."""
     row = service.move_alias(session, name=name, alias=alias, version=request.version)
     return AliasPublic(alias=row.alias, version=request.version, updated_at=row.updated_at)
 
 
-@router.get("/{name}/aliases", response_model=AliasesPublic)
-def list_aliases(session: SessionDep, name: str):
+@router.get("/{name}/aliases", response_model=AliasesPublic, responses=error_responses(404, 422))
+def list_aliases(session: SessionDep, name: ModelNamePath):
     """Current aliases and the append-only history of their moves."""
     current, history = service.alias_history(session, name=name)
     return AliasesPublic(

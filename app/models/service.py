@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.artifacts import ArtifactStore
 from app.db import utcnow
 from app.errors import ConflictError, InvalidInputError, NotFoundError
+from app.fields import DB_INT_MAX
 from app.models.orm import AliasEvent, ModelAlias, ModelVersion, RegisteredModel
 from app.models.schemas import NAME_PATTERN
 from dallmi_core import checkpoint_sha256, load_checkpoint_meta
@@ -23,23 +24,33 @@ if TYPE_CHECKING:
 
 BUILTIN_SOURCES = ("minilm-l6",)
 BASE, TRAINED = "base", "trained"
-_REF = re.compile(r"^(?P<name>[^:@]+)(?::(?P<version>\d+)|@(?P<alias>[A-Za-z0-9._-]+))?$")
+_REF = re.compile(r"^(?P<name>[^:@]+)(?::(?P<version>[0-9]{1,12})|@(?P<alias>[A-Za-z0-9._-]{1,100}))?$")
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 
 
+def _model_folder(source: str) -> Path | None:
+    """The folder ``source`` names when it holds a ``config.json``; None for anything else, including a
+    name the file system refuses (too long, an unknown ``~user``, a NUL byte)."""
+    try:
+        path = Path(source).expanduser()
+        return path.resolve() if (path / "config.json").is_file() else None
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
 def _classify_source(source: str) -> tuple[str, bool]:
-    """(stored source, whether it needs the Hugging Face hub) or a 422."""
+    """(stored source, whether it needs the Hugging Face hub), or a 422 that tells nothing of the server's
+    files: a folder that is missing, unreadable or without ``config.json`` all get the same answer."""
     if source in BUILTIN_SOURCES:
         return source, False
-    path = Path(source).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise InvalidInputError(
-                f"{source} has no config.json: not a Hugging Face model folder", loc=("body", "source")
-            )
-        return str(path.resolve()), False
-    if source.startswith(("/", ".", "~")) or not _HUB_NAME.match(source):
-        raise InvalidInputError(f"folder {source} does not exist", loc=("body", "source"))
+    folder = _model_folder(source)
+    if folder is not None:
+        return str(folder), False
+    if source.startswith(("/", ".", "~")) or not _HUB_NAME.match(source) or len(source) > 200:
+        raise NotFoundError(
+            "source is not a model folder with a config.json that the server can read, nor a hub name",
+            loc=("body", "source"),
+        )
     return source, True
 
 
@@ -97,6 +108,8 @@ def resolve_ref(session: Session, *, ref: str, loc: tuple[str, ...]) -> ModelVer
         raise InvalidInputError(f"{ref!r} is not NAME, NAME:VERSION or NAME@ALIAS", loc=loc)
     name = match["name"]
     if match["version"]:
+        if not 1 <= int(match["version"]) <= DB_INT_MAX:
+            raise NotFoundError(f"model {name} has no version {int(match['version'])}", loc=loc)
         return get_version(session, name=name, version=int(match["version"]), loc=loc)
     model = get_model(session, name=name, loc=loc)
     if match["alias"]:
