@@ -33,6 +33,10 @@ UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 """A timestamp that always leaves the API with its UTC offset (RFC 3339 ``date-time``)."""
 
 
+LabelName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+"""A label name as a request names it (``dallmi_core.corpus`` holds the full rules of label names)."""
+
+
 def not_blank(value: str) -> str:
     """``value`` unchanged, or a validation error of type ``empty_text`` when it is only whitespace."""
     if not value.strip():

@@ -25,7 +25,7 @@ def upload_corpus(
     settings: SettingsDep,
     store: StoreDep,
     file: Annotated[UploadFile, File(description="CSV (wide or labels-column) or JSONL")],
-    name: Annotated[str, Form(max_length=200)] = "",
+    name: Annotated[str, Form(max_length=200, pattern=r"^[^\x00]*$")] = "",
     format: Annotated[CorpusFormat, Form()] = "auto",
     labels_column: Annotated[str, Form()] = "labels",
     label_sep: Annotated[str, Form(min_length=1)] = "|",
@@ -41,6 +41,8 @@ def upload_corpus(
         format=format,
         labels_column=labels_column,
         label_sep=label_sep,
+        max_rows=settings.max_corpus_rows,
+        max_labels=settings.max_corpus_labels,
     )
 
 

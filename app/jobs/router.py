@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, status
 
+from app.config import Settings, SettingsDep
 from app.db import SessionDep
 from app.errors import error_responses
 from app.fields import IdPath, Limit, Offset
@@ -18,16 +19,26 @@ router = APIRouter(tags=["jobs"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
+def job_limits(settings: Settings) -> service.JobLimits:
+    """The configured limits of one job."""
+    return service.JobLimits(max_epochs=settings.max_job_epochs, max_steps=settings.max_job_steps)
+
+
 @router.post(
     "/finetune", status_code=status.HTTP_202_ACCEPTED, response_model=JobSubmitted,
     responses=error_responses(400, 404, 409, 422, 503),
 )
 def submit_finetune(
-    session: SessionDep, queue: QueueDep, request: FinetuneCreate, idempotency_key: IdempotencyKey = None
+    session: SessionDep,
+    settings: SettingsDep,
+    queue: QueueDep,
+    request: FinetuneCreate,
+    idempotency_key: IdempotencyKey = None,
 ):
     """Queue supervised fine-tuning of a base model on a labelled corpus."""
     job = service.submit_job(
-        session, kind="finetune", request=request, enqueue=queue.send_train, idempotency_key=idempotency_key
+        session, kind="finetune", request=request, enqueue=queue.send_train, idempotency_key=idempotency_key,
+        limits=job_limits(settings),
     )
     return JobSubmitted(job_id=job.id, status=job.status)
 
@@ -36,10 +47,17 @@ def submit_finetune(
     "/adapt", status_code=status.HTTP_202_ACCEPTED, response_model=JobSubmitted,
     responses=error_responses(400, 404, 409, 422, 503),
 )
-def submit_adapt(session: SessionDep, queue: QueueDep, request: AdaptCreate, idempotency_key: IdempotencyKey = None):
+def submit_adapt(
+    session: SessionDep,
+    settings: SettingsDep,
+    queue: QueueDep,
+    request: AdaptCreate,
+    idempotency_key: IdempotencyKey = None,
+):
     """Queue adaptation of a fine-tuned model to a partially labelled target corpus."""
     job = service.submit_job(
-        session, kind="adapt", request=request, enqueue=queue.send_train, idempotency_key=idempotency_key
+        session, kind="adapt", request=request, enqueue=queue.send_train, idempotency_key=idempotency_key,
+        limits=job_limits(settings),
     )
     return JobSubmitted(job_id=job.id, status=job.status)
 

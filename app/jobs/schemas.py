@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.fields import DbId, UtcDatetime
+from app.fields import DbId, LabelName, UtcDatetime
+from app.jobs.params import TrainParams
 from app.models.schemas import ModelName, ModelRef
 
 
@@ -17,14 +18,20 @@ class FinetuneCreate(BaseModel):
     base_model: ModelRef
     name: ModelName = Field(description="model name the resulting version is registered under")
     eval_corpus_id: DbId | None = None
-    params: dict = Field(default_factory=dict, description="dallmi_core.TrainConfig fields")
+    params: TrainParams = Field(  # type: ignore[valid-type]
+        default_factory=TrainParams, description="dallmi_core.TrainConfig fields; unset ones come from the preset"
+    )
+
+    def train_params(self) -> dict:
+        """The parameters the request set, as ``TrainConfig.from_dict`` takes them."""
+        return self.params.model_dump(exclude_unset=True)
 
 
 class AdaptCreate(FinetuneCreate):
     """Adaptation of a fine-tuned model to a partially labelled target corpus."""
 
     method: Literal["dallmi", "bce"] = "dallmi"
-    label_map: dict[str, str] | None = Field(
+    label_map: dict[LabelName, LabelName] | None = Field(
         default=None, description="target label -> base model label, where the names differ"
     )
 

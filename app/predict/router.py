@@ -27,7 +27,7 @@ def get_cache(request: Request) -> ModelCache:
 CacheDep = Annotated[ModelCache, Depends(get_cache)]
 
 
-@router.get("", response_model=PredictionsPublic, responses=error_responses(404, 422, 503))
+@router.get("", response_model=PredictionsPublic, responses=error_responses(404, 409, 422, 503))
 async def predict_one(
     session: SessionDep,
     settings: SettingsDep,
@@ -53,7 +53,7 @@ async def predict_one(
     )
 
 
-@router.post("", response_model=PredictionsPublic, responses=error_responses(400, 404, 422, 503))
+@router.post("", response_model=PredictionsPublic, responses=error_responses(400, 404, 409, 422, 503))
 async def predict_many(
     session: SessionDep, settings: SettingsDep, store: StoreDep, cache: CacheDep, request: PredictCreate
 ):

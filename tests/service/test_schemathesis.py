@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from alembic import command
+from fastapi.testclient import TestClient
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app.config import Settings, get_settings
@@ -24,6 +25,7 @@ from app.migrate import alembic_config, prestart
 
 from .helpers import REDIS, pg_database
 
+SEED_CORPUS = b"id,text,A,B\n1,first text,1,0\n2,second text,0,1\n3,third text,1,1\n"
 MAX_EXAMPLES = int(os.environ.get("DALLMI_SCHEMATHESIS_MAX_EXAMPLES", "25"))
 
 
@@ -69,7 +71,15 @@ def databases(tmp_path_factory) -> Iterator[None]:
         )
         for name, settings in (("sqlite", sqlite), ("postgresql", postgresql)):
             APPS[name].dependency_overrides[get_settings] = lambda settings=settings: settings
+            _seed(APPS[name])
         yield
+
+
+def _seed(app) -> None:
+    """One corpus (id 1), so that the routes that show one are exercised too."""
+    with TestClient(app) as client:
+        response = client.post("/corpora", files={"file": ("c.csv", SEED_CORPUS)}, data={"name": "seed"})
+        assert response.status_code == 201 and response.json()["id"] == 1, response.text
 
 
 def upload_rejections_name_the_corpus(ctx, response, case) -> None:
