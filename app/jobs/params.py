@@ -24,7 +24,7 @@ def _annotation(name: str, hint: Any) -> Any:
     if name == "device":
         return Annotated[str, Field(pattern=DEVICE_PATTERN)]
     if hint is int:
-        return Annotated[int, BeforeValidator(_integral), Field(**BOUNDS.get(name, {}))]
+        return Annotated[int, Field(**BOUNDS.get(name, {})), BeforeValidator(_integral)]
     if name in BOUNDS:
         return Annotated[hint, Field(**BOUNDS[name])]
     return hint
