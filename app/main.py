@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,7 +10,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
 
 from app import health
 from app.config import get_settings
@@ -32,21 +32,21 @@ async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     return _error(exc.status_code, [item.to_dict() for item in exc.items])
 
 
-def _allowed_methods(request: Request) -> str:
-    """Every method of every route on this path (Starlette names only those of the first route it tried)."""
+def _allowed_methods(request: Request) -> str | None:
+    """Every documented method on this path (Starlette names only those of the first route it tried)."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] != Match.NONE:
-            methods |= route.methods
-    return ", ".join(sorted(methods))
+    for template, operations in request.app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), request.url.path):
+            methods |= {method.upper() for method in operations}
+    return ", ".join(sorted(methods)) or None
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     headers = dict(exc.headers or {})
-    if exc.status_code == 405:
-        headers["Allow"] = _allowed_methods(request)
+    if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+        headers["Allow"] = allowed
     return _error(exc.status_code, [{"loc": [], "msg": str(exc.detail), "type": kind}], headers=headers)
 
 

@@ -96,7 +96,7 @@ def create_corpus(
     path.parent.mkdir(parents=True, exist_ok=True)
     corpus.to_wide_csv(path)
     row = Corpus(
-        name=name or filename,
+        name=name or filename[:200],
         filename=filename,
         format=format,
         n_rows=corpus.n_rows,
