@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Annotated
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 DB_INT_MAX = 2**31 - 1
@@ -33,8 +33,14 @@ UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 """A timestamp that always leaves the API with its UTC offset (RFC 3339 ``date-time``)."""
 
 
-LabelName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+_LABEL_NAME: dict = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"^[^\x00-\x1f\x7f]*$"}
+LabelName = Annotated[str, Field(min_length=1, max_length=200, pattern=_LABEL_NAME["pattern"])]
 """A label name as a request names it (``dallmi_core.corpus`` holds the full rules of label names)."""
+LabelMap = Annotated[
+    dict[LabelName, LabelName],
+    WithJsonSchema({"type": "object", "propertyNames": _LABEL_NAME, "additionalProperties": _LABEL_NAME}),
+]
+"""Label name -> label name; the schema states the rules of the keys too (``propertyNames``)."""
 
 
 def not_blank(value: str) -> str:

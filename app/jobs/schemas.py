@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.fields import DbId, LabelName, UtcDatetime
+from app.fields import DbId, LabelMap, UtcDatetime
 from app.jobs.params import TrainParams
 from app.models.schemas import ModelName, ModelRef
 
@@ -31,7 +31,7 @@ class AdaptCreate(FinetuneCreate):
     """Adaptation of a fine-tuned model to a partially labelled target corpus."""
 
     method: Literal["dallmi", "bce"] = "dallmi"
-    label_map: dict[LabelName, LabelName] | None = Field(
+    label_map: LabelMap | None = Field(
         default=None, description="target label -> base model label, where the names differ"
     )
 
