@@ -38,9 +38,9 @@ def test_register_a_local_folder_and_a_hub_name(client, tiny_model_dir):
 def test_register_refuses_duplicates_missing_folders_and_bad_names(client, tmp_path):
     assert client.post("/models/base", json={"name": "minilm-l6", "source": "minilm-l6"}).status_code == 409
     response = client.post("/models/base", json={"name": "x", "source": str(tmp_path / "absent")})
-    assert response.status_code == 422 and "does not exist" in response.json()["detail"][0]["msg"]
+    assert response.status_code == 404 and "config.json" in response.json()["detail"][0]["msg"]
     response = client.post("/models/base", json={"name": "x", "source": str(tmp_path)})
-    assert response.status_code == 422 and "config.json" in response.json()["detail"][0]["msg"]
+    assert response.status_code == 404 and "config.json" in response.json()["detail"][0]["msg"]
     response = client.post("/models/base", json={"name": "../evil", "source": "minilm-l6"})
     assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "name"]
 
