@@ -33,12 +33,16 @@ async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def _allowed_methods(request: Request) -> str | None:
-    """Every documented method on this path (Starlette names only those of the first route it tried)."""
-    methods: set[str] = set()
-    for template, operations in request.app.openapi()["paths"].items():
-        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), request.url.path):
-            methods |= {method.upper() for method in operations}
-    return ", ".join(sorted(methods)) or None
+    """Every documented method on this path (Starlette names only those of the first route it tried); as in
+    OpenAPI, a concrete path (``/models/base``) is matched before a templated one (``/models/{name}``)."""
+    paths = request.app.openapi()["paths"]
+    operations = paths.get(request.url.path)
+    if operations is None:
+        operations = {}
+        for template, methods in paths.items():
+            if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), request.url.path):
+                operations |= methods
+    return ", ".join(sorted(method.upper() for method in operations)) or None
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
