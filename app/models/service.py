@@ -39,8 +39,13 @@ def _model_folder(source: str) -> Path | None:
 
 
 def _classify_source(source: str) -> tuple[str, bool]:
-    """(stored source, whether it needs the Hugging Face hub), or a 422 that tells nothing of the server's
-    files: a folder that is missing, unreadable or without ``config.json`` all get the same answer."""
+    """(stored source, whether it needs the Hugging Face hub).
+
+    Raises:
+        NotFoundError: no usable model under ``source``; the answer tells nothing of the server's files (a
+            folder that is missing, unreadable, refused by the file system or without ``config.json``, and
+            a malformed hub name, all get the same message, which names no path).
+    """
     if source in BUILTIN_SOURCES:
         return source, False
     folder = _model_folder(source)
