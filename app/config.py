@@ -46,6 +46,16 @@ class Settings(BaseSettings):
     device: str = "auto"
     """Torch device for prediction in the API process."""
 
+    # --- limits of what one request may ask for (issue 9, findings 4-5: validation at the door) ---
+    max_corpus_rows: int = Field(default=1_000_000, ge=1)
+    """Most rows of one uploaded corpus; a larger one gets 422."""
+    max_corpus_labels: int = Field(default=1000, ge=1)
+    """Most labels of one uploaded corpus."""
+    max_job_epochs: int = Field(default=100, ge=1)
+    """Most epochs one job may run (after ``min_steps`` raised them); more gets 422 at submission."""
+    max_job_steps: int = Field(default=200_000, ge=1)
+    """Most optimiser steps one job may run, from its corpus size, batch size, epochs and ``min_steps``."""
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
 
 
 @dataclass(frozen=True)
@@ -87,3 +90,34 @@ class ForbiddenError(DomainError):
 
     status_code = 403
     default_type = "forbidden"
+
+
+class ErrorDetail(BaseModel):
+    """One problem: where (``loc``), what (``msg``) and its kind (``type``)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """The one error shape of every 4xx and 5xx answer, FastAPI's own 422 included."""
+
+    detail: list[ErrorDetail]
+
+
+_DESCRIPTIONS = {
+    400: "Bad request",
+    401: "Missing or invalid API key",
+    403: "The API key lacks the scope this route needs",
+    404: "A resource named in the request does not exist",
+    409: "The request clashes with the current state",
+    413: "The request body is over the configured limit",
+    422: "The request is malformed or its content unacceptable",
+    503: "A dependency (database, broker, artifact store, model files) cannot be used now",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries documenting these error status codes with :class:`ErrorBody`."""
+    return {code: {"model": ErrorBody, "description": _DESCRIPTIONS.get(code, "Error")} for code in codes}

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from app.db import SessionDep
 from app.deps import StoreDep
-from app.errors import ErrorItem, UnavailableError
+from app.errors import ErrorItem, UnavailableError, error_responses
 from app.queue import QueueDep
 
 router = APIRouter(tags=["health"])
@@ -21,7 +21,7 @@ def health() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/ready")
+@router.get("/ready", responses=error_responses(503))
 async def ready(session: SessionDep, store: StoreDep, queue: QueueDep) -> dict:
     """Database, broker and artifact store reachable; 503 naming each that is not."""
     checks = {

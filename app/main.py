@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -33,10 +34,26 @@ async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     return _error(exc.status_code, [item.to_dict() for item in exc.items], exc.headers)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str | None:
+    """Every documented method on this path (Starlette names only those of the first route it tried); as in
+    OpenAPI, a concrete path (``/models/base``) is matched before a templated one (``/models/{name}``)."""
+    paths = request.app.openapi()["paths"]
+    operations = paths.get(request.url.path)
+    if operations is None:
+        operations = {}
+        for template, methods in paths.items():
+            if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), request.url.path):
+                operations |= methods
+    return ", ".join(sorted(method.upper() for method in operations)) or None
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return _error(exc.status_code, [{"loc": [], "msg": str(exc.detail), "type": kind}])
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+        headers["Allow"] = allowed
+    return _error(exc.status_code, [{"loc": [], "msg": str(exc.detail), "type": kind}], headers=headers)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -46,7 +63,9 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
-    return _error(500, [{"loc": [], "msg": f"internal error: {type(exc).__name__}", "type": "internal_error"}])
+    # the server drops the connection after an unhandled error: say so, so that clients do not reuse it
+    items = [{"loc": [], "msg": f"internal error: {type(exc).__name__}", "type": "internal_error"}]
+    return _error(500, items, headers={"Connection": "close"})
 
 
 @asynccontextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -33,6 +34,36 @@ _INTS = ("batch_size", "epochs", "max_length", "grad_accum", "seed", "eval_batch
          "min_steps")
 _FLOATS = ("lr", "alpha", "beta", "mixup_weight", "weight_decay", "warmup_ratio", "max_grad_norm", "val_fraction",
            "anchor_weight", "wise_alpha")
+
+
+BOUNDS: dict[str, dict[str, float]] = {
+    "batch_size": {"ge": 1, "le": 4096},
+    "epochs": {"ge": 1, "le": 10_000},
+    "min_steps": {"ge": 0, "le": 10_000_000},
+    "max_length": {"ge": 8, "le": 512},
+    "grad_accum": {"ge": 1, "le": 1024},
+    "seed": {"ge": 0, "le": 2**32 - 1},
+    "eval_batch_size": {"ge": 1, "le": 4096},
+    "checkpoint_every_steps": {"ge": 0, "le": 10_000_000},
+    "lr": {"gt": 0, "le": 1},
+    "alpha": {"gt": 0, "le": 1000},
+    "beta": {"gt": 0, "le": 1000},
+    "mixup_weight": {"ge": 0, "le": 1000},
+    "weight_decay": {"ge": 0, "le": 1000},
+    "max_grad_norm": {"ge": 0, "le": 1e6},
+    "anchor_weight": {"ge": 0, "le": 1000},
+    "warmup_ratio": {"ge": 0, "lt": 1},
+    "val_fraction": {"ge": 0, "lt": 1},
+    "wise_alpha": {"gt": 0, "le": 1},
+}
+"""The range of every numeric field (pydantic-style ``ge``/``gt``/``le``/``lt``): what ``__post_init__``
+enforces, and what a service may publish as its schema. The seed is what numpy and torch accept."""
+
+_OPS = {"ge": (lambda v, b: v >= b, ">="), "gt": (lambda v, b: v > b, ">"),
+        "le": (lambda v, b: v <= b, "<="), "lt": (lambda v, b: v < b, "<")}
+
+DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]{1,2})?)$"
+"""'auto', 'cpu', 'cuda' or 'cuda:N'."""
 
 
 PAPER_PRESET: dict[str, Any] = {
@@ -149,40 +180,49 @@ class TrainConfig:
         if not isinstance(self.extra, dict):
             raise ValueError(f"extra must be a mapping, got {self.extra!r}")
 
+    def _check_bounds(self) -> None:
+        for name, bounds in BOUNDS.items():
+            value = getattr(self, name)
+            if value is None:  # val_fraction: None means "the default split"
+                continue
+            for op, bound in bounds.items():
+                holds, symbol = _OPS[op]
+                if not holds(value, bound):
+                    raise ValueError(f"{name} must be {symbol} {bound}, got {value!r}")
+
     def __post_init__(self) -> None:
         self._check_types()
-        positive_ints = ("batch_size", "epochs", "max_length", "grad_accum", "eval_batch_size")
-        for name in positive_ints:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("alpha", "beta", "lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("mixup_weight", "weight_decay", "max_grad_norm"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
-        if self.val_fraction is not None and not 0 <= self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in [0, 1) or null, got {self.val_fraction!r}")
-        if self.min_steps < 0:
-            raise ValueError(f"min_steps must be >= 0, got {self.min_steps!r}")
-        if not 0 < self.wise_alpha <= 1:
-            raise ValueError(f"wise_alpha must be in (0, 1], got {self.wise_alpha!r}")
-        if self.anchor_weight < 0:
-            raise ValueError(f"anchor_weight must be >= 0, got {self.anchor_weight!r}")
-        if self.max_length < 8 or self.max_length > 512:
-            raise ValueError(f"max_length must be in [8, 512], got {self.max_length!r}")
-        if self.checkpoint_every_steps < 0:
-            raise ValueError("checkpoint_every_steps must be >= 0")
+        self._check_bounds()
         for name, allowed in _CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
+        if not re.fullmatch(DEVICE_PATTERN, self.device):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
         if self.device == "cpu" and self.precision in ("bf16", "fp16"):
             raise ValueError("mixed precision (bf16/fp16) needs a GPU; use precision='fp32' or 'auto' on CPU")
+
+    def planned_steps(self, n_rows: int) -> tuple[int, int]:
+        """(epochs, optimiser steps) a run on ``n_rows`` training rows takes at most: ``min_steps`` raises the
+        epochs of a small corpus the way the training loop does (a held-out split only makes it shorter)."""
+        steps_per_epoch = max(1, math.ceil(math.ceil(n_rows / self.batch_size) / self.grad_accum))
+        epochs = max(self.epochs, math.ceil(self.min_steps / steps_per_epoch))
+        return epochs, epochs * steps_per_epoch
+
+    def check_limits(self, n_rows: int, *, max_epochs: int, max_steps: int) -> None:
+        """Refuse a run on ``n_rows`` rows that would take more than ``max_epochs`` epochs or ``max_steps``
+        optimiser steps (a service's limits on what one job may hold a worker for).
+
+        Raises:
+            ValueError: naming the limit and what the run would take.
+        """
+        epochs, steps = self.planned_steps(n_rows)
+        if epochs > max_epochs:
+            raise ValueError(f"the run would take {epochs} epochs; the limit is {max_epochs}")
+        if steps > max_steps:
+            raise ValueError(
+                f"the run would take {steps} optimiser steps ({epochs} epochs of {n_rows} rows in batches of "
+                f"{self.batch_size}); the limit is {max_steps}"
+            )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:

@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,14 @@ import numpy as np
 CorpusFormat = Literal["auto", "wide", "labels", "jsonl"]
 _ID_COLUMNS = ("id",)
 _TEXT_COLUMN = "text"
+RESERVED_NAMES = (_TEXT_COLUMN, *_ID_COLUMNS)
+"""Column names of the stored (wide) form, so never label names."""
+MAX_TEXT_CHARS = 100_000
+"""Longest text (characters); longer ones are refused rather than silently cut (a model reads at most
+``max_length`` tokens, and the CSV reader refuses fields over 131,072 characters)."""
+MAX_NAME_CHARS = 200
+"""Longest id or label name."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class CorpusError(ValueError):
@@ -56,6 +65,8 @@ class Corpus:
             raise CorpusError(f"label matrix has shape {self.y.shape}, expected ({n}, {n_labels})")
         if len(self.ids) != n:
             raise CorpusError(f"{len(self.ids)} ids for {n} texts")
+        _check_labels(self.labels)
+        _check_rows(self.ids, self.texts)
 
     @property
     def n_rows(self) -> int:
@@ -122,13 +133,46 @@ def _decode(source: str | Path | bytes) -> tuple[str, str]:
     return text, hint
 
 
-def _check_rows(ids: list[str], texts: list[str]) -> None:
-    """Raise CorpusError for the first empty text or duplicate id (rows are 1-based data rows)."""
+def _name_problem(name: str, what: str) -> str | None:
+    """Why ``name`` cannot be an id or label name (it must survive the stored CSV unchanged), or None."""
+    if not name:
+        return f"empty {what}"
+    if name != name.strip():
+        return f"{what} {name!r} has leading or trailing whitespace"
+    if len(name) > MAX_NAME_CHARS:
+        return f"{what} {name[:20]!r}... is longer than {MAX_NAME_CHARS} characters"
+    if _CONTROL.search(name):
+        return f"{what} {name!r} holds a control character"
+    return None
+
+
+def _check_labels(labels: Sequence[str]) -> None:
+    """Raise CorpusError for a label name that is empty, padded, too long, reserved or repeated."""
+    for name in labels:
+        if not isinstance(name, str):
+            raise CorpusError(f"label name {name!r} is not a string")
+        if problem := _name_problem(name, "label name"):
+            raise CorpusError(problem)
+        if name in RESERVED_NAMES:
+            raise CorpusError(f"label name {name!r} is reserved (a column of the stored corpus: {RESERVED_NAMES})")
+    if len(set(labels)) != len(labels):
+        raise CorpusError(f"duplicate label names: {sorted({n for n in labels if list(labels).count(n) > 1})}")
+
+
+def _check_rows(ids: Sequence[str], texts: Sequence[str]) -> None:
+    """Raise CorpusError for the first bad text (empty, too long, a NUL) or bad or duplicate id (rows are
+    1-based data rows)."""
     for row, text in enumerate(texts, start=1):
         if not text.strip():
             raise CorpusError("empty text", row=row)
+        if len(text) > MAX_TEXT_CHARS:
+            raise CorpusError(f"text of {len(text)} characters; the limit is {MAX_TEXT_CHARS}", row=row)
+        if "\x00" in text:
+            raise CorpusError("text holds a NUL character", row=row)
     seen: dict[str, int] = {}
     for row, row_id in enumerate(ids, start=1):
+        if problem := _name_problem(row_id, "id"):
+            raise CorpusError(problem, row=row)
         if row_id in seen:
             raise CorpusError(f"duplicate id {row_id!r} (first seen at row {seen[row_id]})", row=row)
         seen[row_id] = row
@@ -223,7 +267,10 @@ def _read_jsonl(text: str, label_set: Sequence[str] | None) -> Corpus:
         names = record.get("labels", [])
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise CorpusError("'labels' must be a list of strings", row=row)
-        ids.append(str(record.get("id", row - 1)))
+        row_id = record.get("id", row - 1)
+        if isinstance(row_id, bool) or not isinstance(row_id, (str, int)):
+            raise CorpusError("'id' must be a string or an integer", row=row)
+        ids.append(str(row_id).strip())  # as the CSV readers do
         texts.append(record["text"])
         lists.append(names)
     return _from_label_lists(ids, texts, lists, label_set)
@@ -232,7 +279,10 @@ def _read_jsonl(text: str, label_set: Sequence[str] | None) -> Corpus:
 def _sniff(text: str, hint: str, labels_column: str) -> CorpusFormat:
     if hint.endswith((".jsonl", ".ndjson")) or text.lstrip().startswith("{"):
         return "jsonl"
-    header = {h.strip() for h in next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])}
+    try:
+        header = {h.strip() for h in next(csv.reader(io.StringIO(text, newline="")), [])}
+    except csv.Error as exc:
+        raise CorpusError(f"malformed CSV header: {exc}") from exc
     return "labels" if labels_column in header and header <= {labels_column, _TEXT_COLUMN, *_ID_COLUMNS} else "wide"
 
 

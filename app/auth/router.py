@@ -9,11 +9,12 @@ from fastapi import APIRouter, Path, Request, status
 from app.auth import service
 from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, ApiKeysPublic
 from app.db import SessionDep
+from app.errors import error_responses
 
 router = APIRouter(prefix="/keys", tags=["keys"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated, responses=error_responses(422))
 def create_key(session: SessionDep, request: ApiKeyCreate):
     """Create a key; the response holds the key in clear, once."""
     row, key = service.create_key(session, name=request.name, scopes=request.scopes, expires_at=request.expires_at)
@@ -27,7 +28,7 @@ def list_keys(session: SessionDep):
     return ApiKeysPublic(data=data, count=len(data))
 
 
-@router.delete("/{prefix}", response_model=ApiKeyPublic)
+@router.delete("/{prefix}", response_model=ApiKeyPublic, responses=error_responses(404, 422))
 def revoke_key(session: SessionDep, http: Request, prefix: Annotated[str, Path(pattern=r"^[0-9a-f]{12}$")]):
     """Revoke a key: this API process refuses it at once, other processes within ``DALLMI_AUTH_CACHE_TTL_S``."""
     row = service.revoke_key(session, prefix=prefix)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from app.fields import UtcDatetime
 
 Scope = Literal["predict", "train", "admin"]
 
@@ -26,10 +27,10 @@ class ApiKeyPublic(BaseModel):
     prefix: str = Field(description="public id of the key: dallmi_<prefix>_...")
     name: str
     scopes: list[str]
-    created_at: datetime
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    last_used_at: datetime | None
+    created_at: UtcDatetime
+    expires_at: UtcDatetime | None
+    revoked_at: UtcDatetime | None
+    last_used_at: UtcDatetime | None
 
 
 class ApiKeyCreated(ApiKeyPublic):

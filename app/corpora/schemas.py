@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from app.fields import UtcDatetime
 
 CorpusFormat = Literal["auto", "wide", "labels", "jsonl"]
 
@@ -24,7 +25,7 @@ class CorpusPublic(BaseModel):
     known_positives: dict[str, int]
     content_hash: str
     size_bytes: int
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class CorporaPublic(BaseModel):

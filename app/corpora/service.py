@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import BinaryIO
 
 from sqlalchemy import func, or_, select
@@ -16,6 +17,14 @@ from dallmi_core import Corpus as CoreCorpus
 from dallmi_core import CorpusError, read_corpus
 
 _CHUNK = 1 << 20
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def clean_filename(filename: str) -> str:
+    """The client's file name as stored: its last path part, without control characters, at most 300
+    characters (the column's size); ``upload`` when nothing is left."""
+    name = _CONTROL.sub("", filename.replace("\\", "/").rsplit("/", 1)[-1]).strip()
+    return name[-300:] or "upload"
 
 
 def read_limited(stream: BinaryIO, *, max_bytes: int) -> bytes:
@@ -43,6 +52,20 @@ def parse_corpus(data: bytes, *, filename: str, format: CorpusFormat, labels_col
         raise InvalidInputError(str(exc), loc=loc, type="corpus_error") from exc
 
 
+def check_size(corpus: CoreCorpus, *, max_rows: int, max_labels: int) -> None:
+    """Refuse (422) a corpus with more rows or labels than the service takes."""
+    if corpus.n_rows > max_rows:
+        raise InvalidInputError(
+            f"the corpus has {corpus.n_rows} rows; the limit is {max_rows}", loc=("body", "file"), type="corpus_error"
+        )
+    if len(corpus.labels) > max_labels:
+        raise InvalidInputError(
+            f"the corpus has {len(corpus.labels)} labels; the limit is {max_labels}",
+            loc=("body", "file"),
+            type="corpus_error",
+        )
+
+
 def create_corpus(
     session: Session,
     *,
@@ -54,16 +77,26 @@ def create_corpus(
     format: CorpusFormat = "auto",
     labels_column: str = "labels",
     label_sep: str = "|",
+    max_rows: int = 1_000_000,
+    max_labels: int = 1000,
 ) -> Corpus:
-    """Validate and store an uploaded corpus; nothing is stored when it is invalid."""
+    """Validate and store an uploaded corpus; nothing is stored when it is invalid.
+
+    Raises:
+        PayloadTooLargeError: the upload is over ``max_bytes``.
+        InvalidInputError: the file is not a valid corpus (``dallmi_core.read_corpus``'s rules, the same the
+            worker reads it with) or has more than ``max_rows`` rows or ``max_labels`` labels.
+    """
+    filename = clean_filename(filename)
     data = read_limited(stream, max_bytes=max_bytes)
     corpus = parse_corpus(data, filename=filename, format=format, labels_column=labels_column, label_sep=label_sep)
+    check_size(corpus, max_rows=max_rows, max_labels=max_labels)
     relative = store.new_corpus_path()
     path = store.resolve(relative)
     path.parent.mkdir(parents=True, exist_ok=True)
     corpus.to_wide_csv(path)
     row = Corpus(
-        name=name or filename,
+        name=name or filename[:200],
         filename=filename,
         format=format,
         n_rows=corpus.n_rows,

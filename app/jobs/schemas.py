@@ -2,29 +2,36 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.models.schemas import ModelName
+from app.fields import DbId, LabelMap, UtcDatetime
+from app.jobs.params import TrainParams
+from app.models.schemas import ModelName, ModelRef
 
 
 class FinetuneCreate(BaseModel):
     """Supervised fine-tuning of a base model on a fully labelled source corpus."""
 
-    corpus_id: int
-    base_model: str = Field(description="NAME, NAME:VERSION or NAME@ALIAS", min_length=1, max_length=300)
+    corpus_id: DbId
+    base_model: ModelRef
     name: ModelName = Field(description="model name the resulting version is registered under")
-    eval_corpus_id: int | None = None
-    params: dict = Field(default_factory=dict, description="dallmi_core.TrainConfig fields")
+    eval_corpus_id: DbId | None = None
+    params: TrainParams = Field(  # type: ignore[valid-type]
+        default_factory=TrainParams, description="dallmi_core.TrainConfig fields; unset ones come from the preset"
+    )
+
+    def train_params(self) -> dict:
+        """The parameters the request set, as ``TrainConfig.from_dict`` takes them."""
+        return self.params.model_dump(exclude_unset=True)
 
 
 class AdaptCreate(FinetuneCreate):
     """Adaptation of a fine-tuned model to a partially labelled target corpus."""
 
     method: Literal["dallmi", "bce"] = "dallmi"
-    label_map: dict[str, str] | None = Field(
+    label_map: LabelMap | None = Field(
         default=None, description="target label -> base model label, where the names differ"
     )
 
@@ -71,9 +78,9 @@ class JobPublic(BaseModel):
     warnings: list[str] = Field(default_factory=list, description=(
         "What the user should check in the result: labels whose scores collapsed towards positive, labels "
         "not adapted for want of a known positive (from the result version's metrics)"))
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
 
 
 class JobsPublic(BaseModel):

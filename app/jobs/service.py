@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import func, or_, select
@@ -14,7 +15,6 @@ from app.corpora.orm import Corpus
 from app.db import utcnow
 from app.errors import (
     ConflictError,
-    DomainError,
     ErrorItem,
     InvalidInputError,
     NotFoundError,
@@ -33,42 +33,58 @@ Enqueue = Callable[[int], None]
 def _corpus(session: Session, corpus_id: int, field: str) -> Corpus:
     row = session.get(Corpus, corpus_id)
     if row is None:
-        raise InvalidInputError(f"corpus {corpus_id} does not exist", loc=("body", field), type="not_found")
+        raise NotFoundError(f"corpus {corpus_id} does not exist", loc=("body", field))
     return row
 
 
 def _base_version(session: Session, ref: str) -> ModelVersion:
-    try:
-        return models.resolve_ref(session, ref=ref, loc=("body", "base_model"))
-    except DomainError as exc:
-        raise InvalidInputError(items=exc.items) from exc
+    return models.resolve_ref(session, ref=ref, loc=("body", "base_model"))
 
 
-def _check_params(params: dict) -> int:
-    """Validate training parameters with ``TrainConfig``; returns the number of epochs."""
+@dataclass(frozen=True)
+class JobLimits:
+    """What one job may hold a worker for (``DALLMI_MAX_JOB_EPOCHS``, ``DALLMI_MAX_JOB_STEPS``)."""
+
+    max_epochs: int = 100
+    max_steps: int = 200_000
+
+
+def _check_params(params: dict, *, n_rows: int, limits: JobLimits) -> int:
+    """Validate training parameters with ``TrainConfig`` (the rules the worker trains with) and the service's
+    limits on a run of ``n_rows`` rows; returns the number of epochs."""
     try:
-        return TrainConfig.from_dict(params).epochs
+        config = TrainConfig.from_dict(params)
+        config.check_limits(n_rows, max_epochs=limits.max_epochs, max_steps=limits.max_steps)
     except (ValueError, TypeError) as exc:
         raise InvalidInputError(f"invalid params: {exc}", loc=("body", "params")) from exc
+    return config.epochs
 
 
 def _check_target_name(session: Session, name: str) -> None:
     kind = session.scalar(select(RegisteredModel.kind).where(RegisteredModel.name == name))
     if kind == models.BASE:
-        raise InvalidInputError(
+        raise ConflictError(
             f"{name} is a base model; trained versions need a model name of their own", loc=("body", "name")
         )
 
 
-def validate_request(session: Session, *, kind: str, request: FinetuneCreate | AdaptCreate) -> tuple[int, int]:
-    """Every check a submission must pass before a job is stored; returns (base version id, epochs)."""
+def validate_request(
+    session: Session, *, kind: str, request: FinetuneCreate | AdaptCreate, limits: JobLimits | None = None
+) -> tuple[int, int]:
+    """Every check a submission must pass before a job is stored; returns (base version id, epochs).
+
+    Raises:
+        NotFoundError: the corpus or base model does not exist.
+        ConflictError: the base is not a fine-tuned model (adapt), or ``name`` is a base model's.
+        InvalidInputError: invalid or too large params, label sets that do not match.
+    """
     corpus = _corpus(session, request.corpus_id, "corpus_id")
     base = _base_version(session, request.base_model)
-    epochs = _check_params(request.params)
+    epochs = _check_params(request.train_params(), n_rows=corpus.n_rows, limits=limits or JobLimits())
     _check_target_name(session, request.name)
     label_map = getattr(request, "label_map", None)
     if kind == "adapt" and not base.labels:
-        raise InvalidInputError(
+        raise ConflictError(
             f"{base.ref} is a base encoder without labels; adapt a fine-tuned version", loc=("body", "base_model")
         )
     errors: list[ErrorItem] = []
@@ -111,17 +127,18 @@ def submit_job(
     request: FinetuneCreate | AdaptCreate,
     enqueue: Enqueue,
     idempotency_key: str | None = None,
+    limits: JobLimits | None = None,
 ) -> Job:
     """Validate, store and enqueue a job; a repeated ``idempotency_key`` returns the first job."""
     request_hash = _request_hash(kind, request)
     if idempotency_key and (existing := _by_key(session, idempotency_key, request_hash)):
         return existing
-    base_version_id, epochs = validate_request(session, kind=kind, request=request)
+    base_version_id, epochs = validate_request(session, kind=kind, request=request, limits=limits)
     job = Job(
         kind=kind,
         name=request.name,
         method=getattr(request, "method", "bce"),
-        params=request.params,
+        params=request.train_params(),
         label_map=getattr(request, "label_map", None),
         corpus_id=request.corpus_id,
         eval_corpus_id=request.eval_corpus_id,

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import AliasPath, BaseModel, ConfigDict, Field
 
+from app.fields import DbId, UtcDatetime
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 ModelName = Annotated[str, Field(pattern=NAME_PATTERN, description="letters, digits, '.', '_', '-'")]
+REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}(:[0-9]{1,9}|@[A-Za-z0-9._-]{1,100})?$"
+"""``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS``."""
+ModelRef = Annotated[str, Field(pattern=REF_PATTERN, description="NAME, NAME:VERSION or NAME@ALIAS")]
 
 
 class BaseModelCreate(BaseModel):
@@ -50,8 +54,10 @@ class ModelVersionPublic(BaseModel):
     corpus_hash: str | None
     eval_corpus_hash: str | None
     checksums: dict[str, str] | None
-    created_at: datetime
-    deleted_at: datetime | None = Field(default=None, description="set when the version was deleted (kept for lineage)")
+    created_at: UtcDatetime
+    deleted_at: UtcDatetime | None = Field(
+        default=None, description="set when the version was deleted (kept for lineage)"
+    )
 
 
 class ModelVersionSummary(BaseModel):
@@ -64,8 +70,8 @@ class ModelVersionSummary(BaseModel):
     parent: str | None = Field(default=None, validation_alias=AliasPath("parent", "ref"))
     job_id: int | None
     metrics: dict
-    created_at: datetime
-    deleted_at: datetime | None = None
+    created_at: UtcDatetime
+    deleted_at: UtcDatetime | None = None
 
 
 class ModelPublic(BaseModel):
@@ -73,7 +79,7 @@ class ModelPublic(BaseModel):
 
     name: str
     kind: str
-    created_at: datetime
+    created_at: UtcDatetime
     versions: list[ModelVersionSummary]
     aliases: dict[str, int]
 
@@ -88,7 +94,7 @@ class ModelsPublic(BaseModel):
 class AliasUpdate(BaseModel):
     """Point an alias at a version."""
 
-    version: int = Field(ge=1)
+    version: DbId
 
 
 class AliasPublic(BaseModel):
@@ -96,7 +102,7 @@ class AliasPublic(BaseModel):
 
     alias: str
     version: int
-    updated_at: datetime
+    updated_at: UtcDatetime
 
 
 class AliasEventPublic(BaseModel):
@@ -105,7 +111,7 @@ class AliasEventPublic(BaseModel):
     alias: str
     from_version: int | None
     to_version: int
-    moved_at: datetime
+    moved_at: UtcDatetime
 
 
 class AliasesPublic(BaseModel):

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from app.artifacts import ArtifactStore
 from app.db import utcnow
 from app.errors import ConflictError, InvalidInputError, NotFoundError
+from app.fields import DB_INT_MAX
 from app.models.orm import AliasEvent, ModelAlias, ModelVersion, RegisteredModel
 from app.models.policy import classify_source
 from app.models.schemas import NAME_PATTERN
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from app.jobs.orm import Job
 
 BASE, TRAINED = "base", "trained"
-_REF = re.compile(r"^(?P<name>[^:@]+)(?::(?P<version>\d+)|@(?P<alias>[A-Za-z0-9._-]+))?$")
+_REF = re.compile(r"^(?P<name>[^:@]+)(?::(?P<version>[0-9]{1,12})|@(?P<alias>[A-Za-z0-9._-]{1,100}))?$")
 
 
 def register_base_model(
@@ -99,6 +100,8 @@ def resolve_ref(session: Session, *, ref: str, loc: tuple[str, ...]) -> ModelVer
         raise InvalidInputError(f"{ref!r} is not NAME, NAME:VERSION or NAME@ALIAS", loc=loc)
     name = match["name"]
     if match["version"]:
+        if not 1 <= int(match["version"]) <= DB_INT_MAX:
+            raise NotFoundError(f"model {name} has no version {int(match['version'])}", loc=loc)
         return live_version(get_version(session, name=name, version=int(match["version"]), loc=loc), loc=loc)
     model = get_model(session, name=name, loc=loc)
     if match["alias"]:

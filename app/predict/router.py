@@ -9,6 +9,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from app.config import SettingsDep
 from app.db import SessionDep
 from app.deps import StoreDep
+from app.errors import error_responses
+from app.fields import TextQuery
+from app.models.schemas import REF_PATTERN
 from app.predict import service
 from app.predict.cache import ModelCache
 from app.predict.schemas import PredictCreate, PredictionsPublic
@@ -24,14 +27,14 @@ def get_cache(request: Request) -> ModelCache:
 CacheDep = Annotated[ModelCache, Depends(get_cache)]
 
 
-@router.get("", response_model=PredictionsPublic)
+@router.get("", response_model=PredictionsPublic, responses=error_responses(404, 409, 422, 503))
 async def predict_one(
     session: SessionDep,
     settings: SettingsDep,
     store: StoreDep,
     cache: CacheDep,
-    model: Annotated[str, Query(min_length=1, description="NAME, NAME:VERSION or NAME@ALIAS")],
-    text: Annotated[str, Query()],
+    model: Annotated[str, Query(pattern=REF_PATTERN, description="NAME, NAME:VERSION or NAME@ALIAS")],
+    text: TextQuery,
     top_k: Annotated[int | None, Query(ge=1)] = None,
     threshold: Annotated[float | None, Query(ge=0, le=1)] = None,
 ):
@@ -50,7 +53,7 @@ async def predict_one(
     )
 
 
-@router.post("", response_model=PredictionsPublic)
+@router.post("", response_model=PredictionsPublic, responses=error_responses(400, 404, 409, 422, 503))
 async def predict_many(
     session: SessionDep, settings: SettingsDep, store: StoreDep, cache: CacheDep, request: PredictCreate
 ):

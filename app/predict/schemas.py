@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from app.fields import NonBlankText
+from app.models.schemas import ModelRef
+
 
 class PredictCreate(BaseModel):
     """Score several texts with one model version."""
 
-    model: str = Field(min_length=1, max_length=300, description="NAME, NAME:VERSION or NAME@ALIAS")
-    texts: list[str] = Field(min_length=1)
+    model: ModelRef
+    texts: list[NonBlankText] = Field(min_length=1)
     top_k: int | None = Field(default=None, ge=1, description="return only the k best-scored labels")
     threshold: float | None = Field(
         default=None, ge=0, le=1, description="one threshold for every label instead of the version's own"

@@ -8,7 +8,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from app.artifacts import ArtifactStore
-from app.errors import ErrorItem, InvalidInputError, UnavailableError
+from app.errors import ConflictError, ErrorItem, InvalidInputError, UnavailableError
 from app.models import service as models
 from app.predict.cache import ModelCache, VersionFiles
 from app.predict.schemas import LabelScore, PredictionsPublic, TextPrediction
@@ -30,8 +30,10 @@ def _check_texts(texts: list[str], *, max_texts: int, loc: tuple[str, ...]) -> N
 def _resolve(session: Session, *, store: ArtifactStore, ref: str, loc: tuple[str, ...]):
     version = models.resolve_ref(session, ref=ref, loc=loc)
     if not version.labels or version.path is None:
-        raise InvalidInputError(
-            f"{version.ref} is a base encoder without a classification head; use a trained version", loc=loc
+        raise ConflictError(
+            f"{version.ref} is a base encoder without a classification head; use a trained version",
+            loc=loc,
+            type="not_a_classifier",
         )
     files = VersionFiles(version_id=version.id, path=store.resolve(version.path), checksums=version.checksums or {})
     return version.ref, list(version.labels), np.asarray(version.thresholds, dtype=np.float32), files

@@ -94,7 +94,7 @@ def test_predict_validation(live_client, trained):
     response = live_client.post("/predict", json={"model": "pubmed-tgt", "texts": []})
     assert response.status_code == 422
     response = live_client.get("/predict", params={"model": "tiny", "text": "x"})
-    assert response.status_code == 422 and "without a classification head" in response.json()["detail"][0]["msg"]
+    assert response.status_code == 409 and "without a classification head" in response.json()["detail"][0]["msg"]
     assert live_client.get("/predict", params={"model": "absent", "text": "x"}).status_code == 404
     assert live_client.get("/predict", params={"model": "pubmed-tgt:7", "text": "x"}).status_code == 404
 

@@ -87,7 +87,7 @@ def test_a_deleted_version_cannot_be_used_any_more(client, db_session, source_cs
     assert client.put("/models/clf/aliases/production", json={"version": 1}).status_code == 404
     body = {"corpus_id": upload(client, source_csv)["id"], "base_model": "clf:1", "name": "next"}
     response = client.post("/finetune", json=body)
-    assert response.status_code == 422 and response.json()["detail"][0]["type"] == "deleted"
+    assert response.status_code == 404 and response.json()["detail"][0]["type"] == "deleted"
     assert client.put("/models/clf/aliases/production", json={"version": 2}).json()["version"] == 2
     response = client.delete("/models/clf/versions/1")
     assert response.status_code == 404 and response.json()["detail"][0]["type"] == "deleted"
