@@ -70,3 +70,16 @@ class UnavailableError(DomainError):
 
     status_code = 503
     default_type = "unavailable"
+
+
+class OverloadedError(UnavailableError):
+    """Too much work is waiting (e.g. the prediction queue is full); the client should retry later.
+
+    Answered as 503 with a ``Retry-After`` header of ``retry_after_s`` seconds.
+    """
+
+    default_type = "overloaded"
+
+    def __init__(self, msg: str, *, retry_after_s: int, loc: Sequence[str | int] = ()) -> None:
+        super().__init__(msg, loc=loc)
+        self.retry_after_s = retry_after_s

@@ -16,8 +16,10 @@ from app.corpora.router import router as corpora_router
 from app.db import make_sessionmaker
 from app.errors import DomainError
 from app.jobs.router import router as jobs_router
+from app.limits import add_body_limits
 from app.models.router import router as models_router
 from app.models.service import ensure_builtin_base_model
+from app.observability import add_observability, start_observability
 from app.predict.cache import ModelCache
 from app.predict.router import router as predict_router
 
@@ -59,7 +61,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         device=settings.device,
         max_batch=settings.predict_batch_size,
         wait_s=settings.predict_batch_wait_ms / 1000,
+        threads=settings.predict_threads,
+        max_pending=settings.predict_queue_texts,
     )
+    start_observability(app, database_url=settings.database_url, cache=app.state.model_cache)
     yield
     app.state.model_cache.close()
 
@@ -78,6 +83,8 @@ def create_app() -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    add_body_limits(app)
+    add_observability(app)
     return app
 
 

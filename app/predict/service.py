@@ -7,6 +7,7 @@ import asyncio
 import numpy as np
 from sqlalchemy.orm import Session
 
+from app import metrics
 from app.artifacts import ArtifactStore
 from app.errors import ErrorItem, InvalidInputError, UnavailableError
 from app.models import service as models
@@ -65,11 +66,21 @@ async def predict(
 ) -> PredictionsPublic:
     """Every label's score per text, best first, and the labels over the thresholds.
 
-    The database lookup and the model load run in worker threads; scoring goes through the version's
-    micro-batcher so concurrent requests share forward passes.
+    The reference is resolved in a worker thread, then ``session`` is closed, so its database connection
+    goes back to the pool before any model is loaded or text scored. Scoring goes through the version's
+    micro-batcher (on the cache's own executor), so concurrent requests share forward passes.
+
+    Raises:
+        InvalidInputError: too many or empty texts, or a base encoder without a head (422).
+        NotFoundError: no such model, version or alias (404).
+        UnavailableError: the version's files are missing or fail their checksums (503).
+        OverloadedError: the version's prediction queue is full (503 with ``Retry-After``).
     """
     _check_texts(texts, max_texts=max_texts, loc=texts_loc)
-    name, labels, thresholds, files = await asyncio.to_thread(_resolve, session, store=store, ref=ref, loc=loc)
+    try:
+        name, labels, thresholds, files = await asyncio.to_thread(_resolve, session, store=store, ref=ref, loc=loc)
+    finally:
+        await asyncio.to_thread(session.close)  # no connection is held while loading or scoring
     try:
         loaded = await cache.get(files)
     except CheckpointIntegrityError as exc:
@@ -77,6 +88,7 @@ async def predict(
     except FileNotFoundError as exc:
         raise UnavailableError(f"files of {name} are missing: {exc}", loc=loc, type="checkpoint_missing") from exc
     scores = await loaded.batcher.score(texts)  # (N, L)
+    metrics.PREDICT_TEXTS.inc(len(texts))
     if threshold is not None:
         thresholds = np.full(len(labels), threshold, dtype=np.float32)
     return PredictionsPublic(
