@@ -77,7 +77,7 @@ class ServiceCollector(Collector):
             labels=["job_id", "kind"],
         )
         with self.sessions() as session:
-            counts = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).tuples().all())
+            counts = {status: n for status, n in session.execute(select(Job.status, func.count()).group_by(Job.status))}
             running = session.scalars(select(Job).where(Job.status == RUNNING)).all()
             for job in running:
                 if (value := _samples_per_s(job)) is not None:

@@ -29,13 +29,22 @@ def _check_texts(texts: list[str], *, max_texts: int, loc: tuple[str, ...]) -> N
 
 
 def _resolve(session: Session, *, store: ArtifactStore, ref: str, loc: tuple[str, ...]):
-    version = models.resolve_ref(session, ref=ref, loc=loc)
-    if not version.labels or version.path is None:
-        raise InvalidInputError(
-            f"{version.ref} is a base encoder without a classification head; use a trained version", loc=loc
-        )
-    files = VersionFiles(version_id=version.id, path=store.resolve(version.path), checksums=version.checksums or {})
-    return version.ref, list(version.labels), np.asarray(version.thresholds, dtype=np.float32), files
+    """What scoring needs of the version, as plain values; the session is closed before returning.
+
+    Closing in the same thread that queried returns the connection to the pool at once (a close queued
+    behind lookups that wait for the pool would deadlock it).
+    """
+    try:
+        version = models.resolve_ref(session, ref=ref, loc=loc)
+        if not version.labels or version.path is None:
+            raise InvalidInputError(
+                f"{version.ref} is a base encoder without a classification head; use a trained version", loc=loc
+            )
+        path, checksums = store.resolve(version.path), version.checksums or {}
+        files = VersionFiles(version_id=version.id, path=path, checksums=checksums)
+        return version.ref, list(version.labels), np.asarray(version.thresholds, dtype=np.float32), files
+    finally:
+        session.close()
 
 
 def _rank(scores: np.ndarray, labels: list[str], thresholds: np.ndarray, top_k: int | None) -> list[TextPrediction]:
@@ -77,10 +86,7 @@ async def predict(
         OverloadedError: the version's prediction queue is full (503 with ``Retry-After``).
     """
     _check_texts(texts, max_texts=max_texts, loc=texts_loc)
-    try:
-        name, labels, thresholds, files = await asyncio.to_thread(_resolve, session, store=store, ref=ref, loc=loc)
-    finally:
-        await asyncio.to_thread(session.close)  # no connection is held while loading or scoring
+    name, labels, thresholds, files = await asyncio.to_thread(_resolve, session, store=store, ref=ref, loc=loc)
     try:
         loaded = await cache.get(files)
     except CheckpointIntegrityError as exc:
