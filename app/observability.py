@@ -77,6 +77,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # no second, plain-text copy
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").disabled = True  # RequestContextMiddleware logs every request
 
 
 def _route_template(scope: Scope) -> str:
