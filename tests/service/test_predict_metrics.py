@@ -51,7 +51,8 @@ def test_metrics_count_predictions_batches_cache_and_routes_by_template(home):
     settings, ref = home
     with make_client(settings) as client:
         before = _samples(client.get("/metrics").text)
-        assert client.post("/predict", json={"model": ref, "texts": ["a trial", "a cohort", "a case"]}).status_code == 200
+        texts = ["a trial", "a cohort", "a case"]
+        assert client.post("/predict", json={"model": ref, "texts": texts}).status_code == 200
         assert client.get("/predict", params={"model": ref, "text": "a review"}).status_code == 200
         assert client.get("/corpora/987654").status_code == 404
         response = client.get("/metrics")
