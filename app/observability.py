@@ -39,6 +39,11 @@ _SHARED_PROCESSORS: list = [
 access_log = structlog.stdlib.get_logger("dallmi.access")
 
 
+def _drop_color_message(_logger: object, _name: str, event: dict) -> dict:
+    event.pop("color_message", None)  # uvicorn's ANSI-coloured copy of the message
+    return event
+
+
 def disable_progress_bars() -> None:
     """No tqdm/transformers/huggingface_hub progress bars in this process (they end up as log lines)."""
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
@@ -62,7 +67,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     if any(handler.get_name() == _HANDLER_NAME for handler in root.handlers):
         return
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*_SHARED_PROCESSORS, structlog.stdlib.ExtraAdder()],
+        foreign_pre_chain=[*_SHARED_PROCESSORS, structlog.stdlib.ExtraAdder(), _drop_color_message],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
