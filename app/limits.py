@@ -102,7 +102,10 @@ def route_limits(*, json_bytes: int, upload_bytes: int, upload_routes: set[tuple
     """Limit per request: ``upload_bytes`` for the (method, path) pairs in ``upload_routes``, else ``json_bytes``."""
 
     def limit_for(scope: Scope) -> int:
-        return upload_bytes if (scope["method"], scope["path"].rstrip("/")) in upload_routes else json_bytes
+        path, root = scope["path"], scope.get("root_path", "")
+        if root and path.startswith(root):  # behind a proxy that mounts the API under a prefix
+            path = path[len(root) :]
+        return upload_bytes if (scope["method"], path.rstrip("/")) in upload_routes else json_bytes
 
     return limit_for
 

@@ -29,9 +29,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import torch
+import transformers.utils.logging
 from service_flow import DATA, REPO, head, run_job, upload, wait_ready
 
-from app.observability import disable_progress_bars
 from dallmi_core import Predictor, read_corpus
 
 
@@ -150,7 +150,7 @@ def report(clients: int, result: dict, offline: float) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and print its figures."""
     args = parse_args(argv)
-    disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
     texts = texts_of(args.texts, args.words)
     with tempfile.TemporaryDirectory(prefix="dallmi-load-") as tmp:
         home = Path(tmp)
