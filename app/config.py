@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     """Largest request body of every route but the corpus upload; counted as it streams, 413 past it."""
     predict_threads: int = Field(default=1, ge=1)
     """Threads that run prediction forward passes (each uses torch's intra-op threads)."""
-    predict_queue_texts: int = Field(default=1024, ge=1)
+    predict_queue_texts: int = Field(default=256, ge=1)
     """Texts that may wait for scoring per loaded version; a request past that gets 503 with Retry-After."""
 
     @field_validator("database_url")

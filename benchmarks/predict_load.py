@@ -30,6 +30,7 @@ import httpx
 import numpy as np
 import torch
 import transformers.utils.logging
+from prometheus_client.parser import text_string_to_metric_families
 from service_flow import DATA, REPO, head, run_job, upload, wait_ready
 
 from dallmi_core import Predictor, read_corpus
@@ -134,6 +135,17 @@ def offline_throughput(path: Path, texts: list[str], batch_size: int, seconds: f
     return done / (time.perf_counter() - started)
 
 
+def batch_summary(metrics: str) -> str:
+    """Forward passes and mean texts per pass from the service's ``/metrics``."""
+    values = {}
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            if sample.name in ("dallmi_predict_batch_texts_sum", "dallmi_predict_batch_texts_count"):
+                values[sample.name] = sample.value
+    passes, texts = values.get("dallmi_predict_batch_texts_count", 0), values.get("dallmi_predict_batch_texts_sum", 0)
+    return f"{passes:.0f} forward passes, {texts / max(passes, 1):.1f} texts per pass"
+
+
 def report(clients: int, result: dict, offline: float) -> None:
     """Print one round's figures."""
     latencies = np.asarray(result["latencies"]) * 1000
@@ -173,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
                 background = http.post("/finetune", json=body).json()["job_id"]
                 print(f"training job {background} running during the load", flush=True)
             results = {c: asyncio.run(load_round(url, model, texts, c, args.duration)) for c in args.clients}
+            print(f"service: {batch_summary(http.get('/metrics').text)}", flush=True)
             after = offline_throughput(path, texts, args.batch_size)
             print(f"offline batched scoring again after the load: {after:.1f} texts/s", flush=True)
             for clients, result in results.items():

@@ -145,7 +145,7 @@ class ModelCache:
     """
 
     def __init__(
-        self, *, max_size: int, device: str, max_batch: int, wait_s: float, threads: int = 1, max_pending: int = 1024
+        self, *, max_size: int, device: str, max_batch: int, wait_s: float, threads: int = 1, max_pending: int = 256
     ) -> None:
         self.max_size, self.device, self.max_batch, self.wait_s = max_size, device, max_batch, wait_s
         self.max_pending = max_pending
