@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,8 +36,9 @@ class VersionFiles:
 class MicroBatcher:
     """Joins texts of concurrent requests into one forward pass, run on the cache's scoring executor.
 
-    A request waits at most ``wait_s`` for others to join, and a batch holds at most ``max_batch``
-    texts (a single larger request still runs whole). At most ``max_pending`` texts wait or run at once;
+    A request waits at most ``wait_s`` for others to join (``arrival_wait_s`` more while requests are still
+    resolving their model), and a batch holds at most ``max_batch`` texts (a single larger request still
+    runs whole). At most ``max_pending`` texts wait or run at once;
     a request that would pass that bound is refused (a request arriving at an empty batcher always runs).
     """
 
@@ -48,9 +50,11 @@ class MicroBatcher:
         wait_s: float,
         executor: ThreadPoolExecutor,
         max_pending: int,
+        arriving: Callable[[], int] = lambda: 0,
     ) -> None:
         self._predict, self.max_batch, self.wait_s = predict, max_batch, wait_s
-        self._executor, self.max_pending = executor, max_pending
+        self._executor, self.max_pending, self._arriving = executor, max_pending, arriving
+        self.arrival_wait_s = max(10 * wait_s, 0.05)
         self._queue: asyncio.Queue[tuple[list[str], asyncio.Future]] = asyncio.Queue()
         self._runner: asyncio.Task | None = None
         self.forward_passes = 0
@@ -84,14 +88,24 @@ class MicroBatcher:
             self.pending_texts -= len(texts)
 
     async def _collect(self) -> list[tuple[list[str], asyncio.Future]]:
+        """One batch: the first waiting request and those that join within ``wait_s``.
+
+        While requests are still resolving their model (``arriving() > 0``) the batch waits for them up to
+        ``arrival_wait_s`` longer: under load their database lookups lag behind, and a forward pass started
+        without them is a small, slow one.
+        """
         batch = [await self._queue.get()]
         size, loop = len(batch[0][0]), asyncio.get_running_loop()
         deadline = loop.time() + self.wait_s
-        while size < self.max_batch and (timeout := deadline - loop.time()) > 0:
+        while size < self.max_batch:
+            end = deadline + self.arrival_wait_s if self._arriving() else deadline
+            if (timeout := end - loop.time()) <= 0:
+                break
+            timeout = min(timeout, max(self.wait_s, 0.001))  # look at arriving() again at least this often
             try:
                 item = await asyncio.wait_for(self._queue.get(), timeout)
             except TimeoutError:
-                break
+                continue
             batch.append(item)
             size += len(item[0])
         return batch
@@ -153,6 +167,17 @@ class ModelCache:
         self._models: OrderedDict[int, LoadedModel] = OrderedDict()
         self._locks: dict[int, asyncio.Lock] = {}
         self.loads = 0
+        self.arriving = 0
+        """Prediction requests between their start and their turn in a batcher (see :meth:`arrival`)."""
+
+    @contextmanager
+    def arrival(self) -> Iterator[None]:
+        """Count a request as arriving while it resolves its model and loads it (batchers wait for it)."""
+        self.arriving += 1
+        try:
+            yield
+        finally:
+            self.arriving -= 1
 
     def _load(self, files: VersionFiles) -> Predictor:
         verify_checkpoint(files.path, files.checksums)
@@ -180,6 +205,7 @@ class ModelCache:
                     wait_s=self.wait_s,
                     executor=self.executor,
                     max_pending=self.max_pending,
+                    arriving=lambda: self.arriving,
                 )
                 self._models[key] = LoadedModel(predictor=predictor, batcher=batcher)
                 while len(self._models) > self.max_size:

@@ -86,13 +86,14 @@ async def predict(
         OverloadedError: the version's prediction queue is full (503 with ``Retry-After``).
     """
     _check_texts(texts, max_texts=max_texts, loc=texts_loc)
-    name, labels, thresholds, files = await asyncio.to_thread(_resolve, session, store=store, ref=ref, loc=loc)
-    try:
-        loaded = await cache.get(files)
-    except CheckpointIntegrityError as exc:
-        raise UnavailableError(str(exc), loc=loc, type="checkpoint_integrity") from exc
-    except FileNotFoundError as exc:
-        raise UnavailableError(f"files of {name} are missing: {exc}", loc=loc, type="checkpoint_missing") from exc
+    with cache.arrival():
+        name, labels, thresholds, files = await asyncio.to_thread(_resolve, session, store=store, ref=ref, loc=loc)
+        try:
+            loaded = await cache.get(files)
+        except CheckpointIntegrityError as exc:
+            raise UnavailableError(str(exc), loc=loc, type="checkpoint_integrity") from exc
+        except FileNotFoundError as exc:
+            raise UnavailableError(f"files of {name} are missing: {exc}", loc=loc, type="checkpoint_missing") from exc
     scores = await loaded.batcher.score(texts)  # (N, L)
     metrics.PREDICT_TEXTS.inc(len(texts))
     if threshold is not None:
