@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     max_job_steps: int = Field(default=200_000, ge=1)
     """Most optimiser steps one job may run, from its corpus size, batch size, epochs and ``min_steps``."""
 
+
+    # -- issue #9, prediction under load, body limits (app/predict, app/limits.py) --
+    max_json_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
+    """Largest request body of every route but the corpus upload; counted as it streams, 413 past it."""
+    predict_threads: int = Field(default=1, ge=1)
+    """Threads that run prediction forward passes (each uses torch's intra-op threads)."""
+    predict_queue_texts: int = Field(default=256, ge=1)
+    """Texts that may wait for scoring per loaded version; a request past that gets 503 with Retry-After."""
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:

@@ -121,3 +121,17 @@ _DESCRIPTIONS = {
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries documenting these error status codes with :class:`ErrorBody`."""
     return {code: {"model": ErrorBody, "description": _DESCRIPTIONS.get(code, "Error")} for code in codes}
+
+
+class OverloadedError(UnavailableError):
+    """Too much work is waiting (e.g. the prediction queue is full); the client should retry later.
+
+    Answered as 503 with a ``Retry-After`` header of ``retry_after_s`` seconds.
+    """
+
+    default_type = "overloaded"
+
+    def __init__(self, msg: str, *, retry_after_s: int, loc: Sequence[str | int] = ()) -> None:
+        super().__init__(msg, loc=loc)
+        self.retry_after_s = retry_after_s
+        self.headers = {"Retry-After": str(retry_after_s)}

@@ -19,8 +19,11 @@ from app.corpora.router import router as corpora_router
 from app.db import make_sessionmaker
 from app.errors import DomainError
 from app.jobs.router import router as jobs_router
+from app.limits import add_body_limits
+from app.metrics import router as metrics_router
 from app.models.router import router as models_router
 from app.models.service import ensure_builtin_base_model
+from app.observability import add_observability, start_observability
 from app.predict.cache import ModelCache
 from app.predict.router import router as predict_router
 
@@ -80,7 +83,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         device=settings.device,
         max_batch=settings.predict_batch_size,
         wait_s=settings.predict_batch_wait_ms / 1000,
+        threads=settings.predict_threads,
+        max_pending=settings.predict_queue_texts,
     )
+    start_observability(app, database_url=settings.database_url, cache=app.state.model_cache)
     yield
     app.state.model_cache.close()
 
@@ -94,6 +100,7 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(models_router, dependencies=[AnyScope], responses=AUTH_RESPONSES)
     app.include_router(predict_router, dependencies=[PredictScope], responses=AUTH_RESPONSES)
     app.include_router(keys_router, dependencies=[AdminScope], responses=AUTH_RESPONSES)
+    app.include_router(metrics_router, dependencies=[AnyScope], responses=AUTH_RESPONSES)
 
 
 def create_app() -> FastAPI:
@@ -109,6 +116,8 @@ def create_app() -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    add_body_limits(app)
+    add_observability(app)
     return app
 
 

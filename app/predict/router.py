@@ -19,8 +19,8 @@ from app.predict.schemas import PredictCreate, PredictionsPublic
 router = APIRouter(prefix="/predict", tags=["predict"])
 
 
-def get_cache(request: Request) -> ModelCache:
-    """The model cache made in the app's lifespan."""
+async def get_cache(request: Request) -> ModelCache:
+    """The model cache made in the app's lifespan (async: no thread hop per request)."""
     return request.app.state.model_cache
 
 
