@@ -14,7 +14,7 @@ from app.orm import Base
 
 from .helpers import pg_database
 
-TABLES = {"corpora", "models", "model_versions", "model_aliases", "alias_events", "jobs", "job_epochs"}
+TABLES = {"corpora", "models", "model_versions", "model_aliases", "alias_events", "jobs", "job_epochs", "workers"}
 
 
 def _tables(url: str) -> set[str]:
