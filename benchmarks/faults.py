@@ -65,6 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pause", type=float, nargs=2, default=(4.0, 10.0), help="random pause between faults")
     parser.add_argument("--timeout", type=float, default=900, help="seconds for every job to finish")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", type=Path, help="folder to keep the logs, databases and artifacts in")
     return parser.parse_args(argv)
 
 
@@ -392,9 +393,14 @@ def main(argv: list[str] | None = None) -> list[Report]:
     reports = []
     modes = ["production", "embedded"] if args.mode == "both" else [args.mode]
     for mode in modes:
-        with tempfile.TemporaryDirectory(prefix=f"dallmi-faults-{mode}-") as folder:
+        with contextlib.ExitStack() as stack:
+            if args.keep is not None:
+                folder = args.keep / mode
+                folder.mkdir(parents=True, exist_ok=True)
+            else:
+                folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"dallmi-faults-{mode}-")))
             runner = run_production if mode == "production" else run_embedded
-            report = runner(args, rng, Path(folder))
+            report = runner(args, rng, folder)
             print_report(report, args)
             reports.append(report)
     return reports
