@@ -26,7 +26,7 @@ def liveness() -> Liveness:
     """The worker process's liveness thread (made on first use; started when the worker is ready)."""
     settings = get_settings()
     queue = JobQueue(settings)
-    return Liveness(sessions=make_sessionmaker(settings.database_url), settings=settings, enqueue=queue.send_train)
+    return Liveness(sessions=make_sessionmaker(settings.database_url), settings=settings, enqueue=queue.send_resume)
 
 
 @worker_ready.connect

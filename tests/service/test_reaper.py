@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -11,6 +12,7 @@ from app.db import make_sessionmaker, utcnow
 from app.jobs.orm import Job
 from app.jobs.reaper import beat_worker, reap_stale_jobs
 from app.migrate import prestart
+from app.queue import JobQueue
 from worker.training import JobBusy, _claim
 
 from .helpers import TINY_PARAMS, make_client
@@ -116,3 +118,20 @@ def test_sqlite_timestamps_are_aware_and_the_heartbeat_check_works(sqlite_settin
         parsed = datetime.fromisoformat(job[field])
         assert parsed.utcoffset() == timedelta(0), job[field]
     assert abs(parsed - datetime.now(timezone.utc)) < timedelta(minutes=5)
+
+
+def test_a_job_queued_again_is_delivered_before_jobs_that_never_started(settings: Settings):
+    private = settings.model_copy(update={"train_queue": f"priority-{uuid.uuid4().hex[:6]}"})
+    queue = JobQueue(private)
+    queue.send_train(1)
+    queue.send_train(2)
+    queue.send_resume(3)
+    order = []
+    with queue.celery.connection_for_read() as connection:
+        simple = connection.SimpleQueue(private.train_queue)
+        for _ in range(3):
+            message = simple.get(timeout=10)
+            order.append(message.payload[0][0])
+            message.ack()
+        simple.close()
+    assert order == [3, 1, 2]
