@@ -5,10 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 from fastapi import Depends
-from sqlalchemy import JSON, DateTime, Dialect, Engine, MetaData, TypeDecorator, create_engine, event
+from sqlalchemy import (
+    JSON,
+    CursorResult,
+    DateTime,
+    Dialect,
+    Engine,
+    MetaData,
+    Result,
+    TypeDecorator,
+    create_engine,
+    event,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -28,6 +39,11 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 def utcnow() -> datetime:
     """Timezone-aware current time in UTC."""
     return datetime.now(timezone.utc)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows matched by an ``UPDATE``/``DELETE`` executed through a session (a ``CursorResult`` at run time)."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 class UTCDateTime(TypeDecorator[datetime]):

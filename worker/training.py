@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.artifacts import ArtifactStore
 from app.corpora.service import load_corpus
-from app.db import utcnow
+from app.db import rowcount, utcnow
 from app.jobs import labels
 from app.jobs.orm import CANCELLED, FAILED, FINAL_STATUSES, QUEUED, RUNNING, SUCCEEDED, Job, JobEpoch
 from app.models.service import add_trained_version
@@ -70,7 +70,7 @@ class JobCallback(Callback):
         self._last_write = 0.0
 
     def _write_progress(self, progress: Progress, session: Session) -> bool:
-        written = session.execute(
+        result = session.execute(
             update(Job)
             .where(*self.claim.where())
             .values(
@@ -82,9 +82,9 @@ class JobCallback(Callback):
                 eta_s=progress.eta_s,
                 heartbeat_at=utcnow(),
             )
-        ).rowcount
+        )
         self._last_write = time.monotonic()
-        return bool(written)
+        return bool(rowcount(result))
 
     def on_step(self, progress: Progress) -> None:
         """Progress and heartbeat, throttled."""
@@ -223,10 +223,10 @@ def _publish(session: Session, job: Job, store: ArtifactStore, checkpoint: Path,
 def _hand_back(sessions: sessionmaker[Session], claim: Claim, enqueue: Callable[[int], None]) -> None:
     """After a warm pause: the job goes back to the queue without spending an attempt."""
     with sessions.begin() as session:
-        moved = session.execute(
+        moved = rowcount(session.execute(
             update(Job).where(*claim.where())
             .values(status=QUEUED, attempts=Job.attempts - 1, worker=None, heartbeat_at=None)
-        ).rowcount  # fmt: skip
+        ))  # fmt: skip
     if not moved:
         return
     try:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.db import utcnow
+from app.db import rowcount, utcnow
 from app.jobs.orm import CANCELLED, FAILED, QUEUED, RUNNING, Job, WorkerBeat
 
 log = logging.getLogger(__name__)
@@ -41,9 +41,9 @@ def _stale(job_id: int, before: datetime) -> tuple:
 
 def _move(session: Session, job_id: int, before: datetime, *where, **values) -> bool:
     """One conditional update of a stale job, committed; True when this reaper won it."""
-    moved = session.execute(update(Job).where(*_stale(job_id, before), *where).values(worker=None, **values))
+    moved = rowcount(session.execute(update(Job).where(*_stale(job_id, before), *where).values(worker=None, **values)))
     session.commit()
-    return bool(moved.rowcount)
+    return bool(moved)
 
 
 def reap_stale_jobs(session: Session, *, enqueue: Enqueue, heartbeat_timeout_s: float, max_attempts: int) -> Reaped:
@@ -88,9 +88,9 @@ def reap_stale_jobs(session: Session, *, enqueue: Enqueue, heartbeat_timeout_s: 
 def beat_worker(session: Session, *, worker_id: str, hostname: str, pid: int, queue: str, job_id: int | None) -> None:
     """Write the worker's heartbeat (inserting its row on the first beat) and commit."""
     now = utcnow()
-    updated = session.execute(
-        update(WorkerBeat).where(WorkerBeat.id == worker_id).values(heartbeat_at=now, job_id=job_id)
-    ).rowcount
+    updated = rowcount(
+        session.execute(update(WorkerBeat).where(WorkerBeat.id == worker_id).values(heartbeat_at=now, job_id=job_id))
+    )
     if not updated:
         session.add(WorkerBeat(id=worker_id, hostname=hostname, pid=pid, queue=queue, job_id=job_id,
                                started_at=now, heartbeat_at=now))  # fmt: skip
@@ -100,11 +100,13 @@ def beat_worker(session: Session, *, worker_id: str, hostname: str, pid: int, qu
 
 def beat_job(session: Session, *, job_id: int, worker_id: str, attempt: int) -> bool:
     """Refresh the heartbeat of a job this worker holds; False when the claim is no longer its own."""
-    held = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == RUNNING, Job.worker == worker_id, Job.attempts == attempt)
-        .values(heartbeat_at=utcnow())
-    ).rowcount
+    held = rowcount(
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == RUNNING, Job.worker == worker_id, Job.attempts == attempt)
+            .values(heartbeat_at=utcnow())
+        )
+    )
     session.commit()
     return bool(held)
 
