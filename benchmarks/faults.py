@@ -3,7 +3,8 @@
 Production mode (``--mode production``): a throwaway PostgreSQL database, a private Redis queue, the API
 (``uvicorn``) and ``--workers`` Celery workers as real processes. ``--jobs`` fine-tuning jobs of a tiny
 random BERT (``dallmi_core.make_tiny_bert``, CPU-cheap) are submitted; then ``--kills`` times, after a
-random pause, a random worker (one that holds a job when any does) is SIGKILLed and a new one started.
+random pause, a random worker is SIGKILLed (one holding the job hit least so far, when any holds one) and a
+new one started.
 
 Embedded mode (``--mode embedded``): ``dallmi serve`` (SQLite, filesystem broker, one supervised worker);
 the faults cycle through SIGKILL of the worker, SIGTERM of ``dallmi serve`` and SIGKILL of
@@ -295,8 +296,11 @@ def _run_production(args: argparse.Namespace, rng: random.Random, folder: Path, 
                 time.sleep(rng.uniform(*args.pause))
                 if _all_final(service):
                     break
+                hits = [f.job_id for f in report.faults]
                 holding = [w for w in workers if _held(service, w.pid)[0] is not None]
-                victim = rng.choice(holding or workers)
+                fewest = min((hits.count(_held(service, w.pid)[0]) for w in holding), default=0)
+                least_hit = [w for w in holding if hits.count(_held(service, w.pid)[0]) == fewest]
+                victim = rng.choice(least_hit or workers)  # spread the kills over the jobs
                 job_id, worker, step = _held(service, victim.pid)
                 fault = Fault("worker SIGKILL", time.monotonic(), job_id, worker, step)
                 victim.kill()
