@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 from typing import Annotated
 
@@ -61,10 +60,8 @@ def serve(
     """
     import uvicorn
 
-    from app.db import make_sessionmaker
-    from app.jobs.service import requeue_orphans
     from app.migrate import prestart
-    from app.queue import JobQueue
+    from app.supervisor import WorkerSupervisor
 
     settings = get_settings()
     prestart(settings)
@@ -72,19 +69,18 @@ def serve(
     # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so the worker below
     # is stopped by the ``finally`` instead of being orphaned.
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    worker = subprocess.Popen(worker_command(settings.train_queue)) if with_worker else None
-    if worker is not None and settings.broker_url.startswith("filesystem://"):
-        with make_sessionmaker(settings.database_url)() as session:
-            requeue_orphans(session, enqueue=JobQueue(settings).send_train, heartbeat_timeout_s=0)
+    worker = None
+    if with_worker:  # restarted when it dies; its reaper queues again the jobs of a worker that died
+        worker = WorkerSupervisor(
+            worker_command(settings.train_queue),
+            backoff_max_s=settings.supervisor_backoff_max_s,
+            stop_timeout_s=settings.worker_stop_timeout_s,
+        ).start()
     try:
         uvicorn.run("app.main:app", host=host, port=port, workers=workers)
     finally:
         if worker is not None:
-            worker.terminate()
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            worker.stop()  # warm: the running job pauses at its next step and is queued again
 
 
 def main() -> None:

@@ -30,9 +30,10 @@ class Settings(BaseSettings):
     train_queue: str = "train"
     """Celery queue the training tasks go to."""
     visibility_timeout_s: int = Field(default=6 * 3600, gt=0)
-    """Redis: seconds before an unacknowledged task (e.g. of a killed worker) is delivered again."""
-    heartbeat_timeout_s: float = Field(default=120.0, gt=0)
-    """A running job whose heartbeat is older than this is taken to be orphaned by a dead worker."""
+    """Redis: seconds before an unacknowledged task is delivered again; only a backstop, the reaper rescues
+    the jobs of dead workers (see ``heartbeat_timeout_s``)."""
+    heartbeat_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    """A running job whose heartbeat is older than this is orphaned: the reaper queues it again."""
     model_cache_size: int = Field(default=4, ge=1)
     """How many model versions the API keeps loaded for prediction."""
     predict_batch_size: int = Field(default=32, ge=1)
@@ -120,6 +121,24 @@ class Settings(BaseSettings):
     def auth_required(self) -> bool:
         """True unless authentication was switched off with ``DALLMI_AUTH=disabled``."""
         return self.auth != "disabled"
+
+
+    # --- jobs never get lost or stuck (worker liveness, the reaper, supervision) ---
+    max_attempts: int = Field(default=3, ge=1)
+    """Runs a job may start; a job whose worker is lost this many times is failed (a retry grants one more)."""
+    heartbeat_interval_s: float = Field(default=10.0, gt=0)
+    """How often a worker writes its heartbeats and runs the reaper (at most a quarter of the timeout)."""
+    ready_requires_worker: bool = True
+    """``/ready`` answers 503 when no training worker has sent a heartbeat within ``heartbeat_timeout_s``."""
+    supervisor_backoff_max_s: float = Field(default=60.0, gt=0)
+    """``dallmi serve``: longest wait before restarting a worker that keeps dying."""
+    worker_stop_timeout_s: float = Field(default=120.0, gt=0)
+    """``dallmi serve``: how long a stopping worker may take to pause its job before it is killed."""
+
+    @property
+    def beat_every_s(self) -> float:
+        """Seconds between two heartbeats of a worker: ``heartbeat_interval_s``, at most a quarter of the timeout."""
+        return min(self.heartbeat_interval_s, self.heartbeat_timeout_s / 4)
 
 
 @lru_cache

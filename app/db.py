@@ -5,10 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 from fastapi import Depends
-from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import (
+    JSON,
+    CursorResult,
+    DateTime,
+    Dialect,
+    Engine,
+    MetaData,
+    Result,
+    TypeDecorator,
+    create_engine,
+    event,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -30,11 +41,40 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def rowcount(result: Result[Any]) -> int:
+    """Rows matched by an ``UPDATE``/``DELETE`` executed through a session (a ``CursorResult`` at run time)."""
+    return cast(CursorResult[Any], result).rowcount
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """``timestamp with time zone`` that is aware in Python on every database.
+
+    PostgreSQL keeps the offset itself; SQLite has no time zone type, so the value is stored as naive UTC
+    and given ``timezone.utc`` back when read. A naive value bound to it is taken to be UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert to UTC; naive for SQLite (which would drop the offset anyway)."""
+        if value is None:
+            return None
+        value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """An aware datetime in UTC."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
 class Base(DeclarativeBase):
     """Declarative base of every ORM model; constraint names follow ``NAMING_CONVENTION``."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: DateTime(timezone=True), dict: JSONType, list: JSONType}
+    type_annotation_map = {datetime: UTCDateTime(), dict: JSONType, list: JSONType}
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

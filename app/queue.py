@@ -10,6 +10,10 @@ from fastapi import Depends
 from app.config import Settings, SettingsDep
 from worker.celery_app import TRAIN_TASK, make_celery
 
+NEW_PRIORITY, RESUME_PRIORITY = 3, 0
+"""Redis serves priority 0 first: a job queued again after its worker died or paused resumes before jobs
+that never started (the filesystem broker of the embedded mode ignores priorities)."""
+
 
 class JobQueue:
     """Puts job ids on the training queue; tasks carry ids only."""
@@ -20,7 +24,11 @@ class JobQueue:
 
     def send_train(self, job_id: int) -> None:
         """Enqueue the training task of a committed job."""
-        self.celery.send_task(TRAIN_TASK, args=[job_id], queue=self.queue)
+        self.celery.send_task(TRAIN_TASK, args=[job_id], queue=self.queue, priority=NEW_PRIORITY)
+
+    def send_resume(self, job_id: int) -> None:
+        """Enqueue again a job that already ran (reaped or paused), ahead of the jobs that never started."""
+        self.celery.send_task(TRAIN_TASK, args=[job_id], queue=self.queue, priority=RESUME_PRIORITY)
 
     def ping(self) -> None:
         """Raise unless the broker accepts a connection."""

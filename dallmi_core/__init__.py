@@ -26,7 +26,7 @@ from .losses import (
 from .mixup import MixupPairs, draw_pairs, forward_with_mixup, mixup_target
 from .modeling import BUILTIN_MINILM, Encoded, encode, load_classifier, make_tiny_bert, resolve_base_model
 from .sampler import LabelBalancedSampler, RandomBatchSampler, make_sampler
-from .train import Callback, Progress, TrainingCancelled, TrainResult, adapt, finetune
+from .train import Callback, Progress, TrainingCancelled, TrainingPaused, TrainResult, adapt, finetune
 
 __version__ = "0.1.0"
 
@@ -46,6 +46,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainingCancelled",
+    "TrainingPaused",
     "VariationalLoss",
     "adapt",
     "bce_loss",

@@ -50,6 +50,7 @@ class Run:
     step: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     best: float | None = None
+    epoch_losses: list[float] = field(default_factory=list)  # losses of the current epoch's batches so far
 
 
 def autocast_for(config: TrainConfig, device: torch.device) -> tuple[Any, Any]:
@@ -86,7 +87,7 @@ def save_state(run: Run) -> None:
     if run.scaler is not None:
         tensors["scaler"] = run.scaler.state_dict()
     info = {"epoch": run.epoch, "consumed": run.consumed, "step": run.step, "history": run.history,
-            "best": run.best, "mixup_rng": rng_state(run.rng),
+            "best": run.best, "mixup_rng": rng_state(run.rng), "epoch_losses": run.epoch_losses,
             "sampler": run.sampler.state_dict(run.consumed), "config": run.config.to_dict()}
     save_train_state(run.state_dir, model=run.model, tensors=tensors, info=info)
 
@@ -107,6 +108,7 @@ def restore_state(run: Run) -> None:
         run.scaler.load_state_dict(tensors["scaler"])
     run.epoch, run.consumed, run.step = info["epoch"], info["consumed"], info["step"]
     run.history, run.best, run.rng = info["history"], info["best"], restore_rng(info["mixup_rng"])
+    run.epoch_losses = list(info.get("epoch_losses", []))
     run.sampler.load_state_dict(info["sampler"])
 
 

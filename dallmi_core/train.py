@@ -59,9 +59,18 @@ class Callback:
         """Checked after every batch; True cancels the run (:class:`TrainingCancelled`)."""
         return False
 
+    def should_pause(self) -> bool:
+        """Checked after every optimiser step and epoch; True saves the training state at that point and
+        stops the run (:class:`TrainingPaused`), so a resume loses no step (a warm shutdown)."""
+        return False
+
 
 class TrainingCancelled(RuntimeError):
     """A callback asked the run to stop; the last saved training state is kept for resumption."""
+
+
+class TrainingPaused(TrainingCancelled):
+    """A callback asked the run to pause; the state was saved at the step it stopped, resume continues there."""
 
 
 @dataclass
@@ -153,7 +162,7 @@ def _optimizer_step(run: Run) -> None:
 
 def _train_epoch(run: Run, callbacks: Sequence[Callback], clock: tuple[float, int]) -> float:
     """One epoch (or its rest after a resume); returns the mean loss of its batches."""
-    config, losses = run.config, []
+    config, losses = run.config, run.epoch_losses
     total = run.steps_per_epoch * run.epochs
     n_batches = len(run.sampler)
     for idx in run.sampler:
@@ -172,6 +181,9 @@ def _train_epoch(run: Run, callbacks: Sequence[Callback], clock: tuple[float, in
                 callback.on_step(progress)
             if config.checkpoint_every_steps and run.step % config.checkpoint_every_steps == 0:
                 save_state(run)
+            if run.consumed < n_batches and any(callback.should_pause() for callback in callbacks):
+                save_state(run)
+                raise TrainingPaused(f"paused at epoch {run.epoch + 1}, step {run.step}")
         if any(callback.should_stop() for callback in callbacks):
             raise TrainingCancelled(f"cancelled at epoch {run.epoch + 1}, step {run.step}")
     return float(np.mean(losses)) if losses else float("nan")
@@ -220,13 +232,15 @@ def _fit(run: Run, callbacks: Sequence[Callback]) -> None:
         metrics = {"epoch": run.epoch + 1, "train_loss": train_loss, **metrics}
         run.history.append(metrics)
         _keep_if_best(run, score)
-        run.epoch, run.consumed = run.epoch + 1, 0
+        run.epoch, run.consumed, run.epoch_losses = run.epoch + 1, 0, []
         save_state(run)  # before the callbacks: an epoch they report is always durable
         elapsed = time.perf_counter() - clock[0]
         progress = Progress(run.epoch, run.epochs, run.step, run.steps_per_epoch * run.epochs,
                             train_loss, elapsed, None)
         for callback in callbacks:
             callback.on_epoch_end(progress, metrics)
+        if run.epoch < run.epochs and any(callback.should_pause() for callback in callbacks):
+            raise TrainingPaused(f"paused after epoch {run.epoch}, step {run.step}")  # its state is saved
 
 
 def _finish(run: Run, *, base: str, corpus: Corpus, eval_corpus: Corpus | None, out_dir: Path) -> TrainResult:
@@ -277,7 +291,8 @@ def finetune(*, base: str, corpus: Corpus, config: TrainConfig, out_dir: str | P
         resume: continue from ``out_dir/state`` when present.
 
     Raises:
-        TrainingCancelled: a callback stopped the run. ValueError: bad model, labels or config.
+        TrainingCancelled: a callback stopped the run (:class:`TrainingPaused` when it paused it).
+        ValueError: bad model, labels or config.
     """
     return _train(base=base, corpus=corpus, config=config, method="finetune", out_dir=out_dir,
                   eval_corpus=eval_corpus, callbacks=callbacks, resume=resume)

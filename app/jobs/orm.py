@@ -47,6 +47,9 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text)
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     attempts: Mapped[int] = mapped_column(default=0)
+    """Runs started (claims by a worker); a warm shutdown hands its run back without spending one."""
+    worker: Mapped[str | None] = mapped_column(String(200))
+    """Id of the worker process that holds the running job (with ``attempts``: its claim)."""
     heartbeat_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
@@ -72,3 +75,19 @@ class JobEpoch(Base):
     epoch: Mapped[int]
     metrics: Mapped[dict]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WorkerBeat(Base):
+    """A training worker process and its last heartbeat (written by its liveness thread)."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    """``host:pid:random``, unique per worker process."""
+    hostname: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int]
+    queue: Mapped[str] = mapped_column(String(200))
+    job_id: Mapped[int | None]
+    """The job it runs now (no foreign key: the row is advisory)."""
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -73,7 +73,10 @@ class JobPublic(BaseModel):
     metrics: list[dict]
     error: str | None
     cancel_requested: bool
-    attempts: int
+    attempts: int = Field(description="runs started; a job whose worker is lost DALLMI_MAX_ATTEMPTS times fails")
+    heartbeat_at: UtcDatetime | None = Field(description=(
+        "last sign of life of the worker running the job (every few seconds); older than DALLMI_HEARTBEAT_TIMEOUT_S "
+        "means the worker died and the job is about to be queued again"))
     result_version: str | None
     warnings: list[str] = Field(default_factory=list, description=(
         "What the user should check in the result: labels whose scores collapsed towards positive, labels "
@@ -118,6 +121,7 @@ def job_public(job) -> JobPublic:
         error=job.error,
         cancel_requested=job.cancel_requested,
         attempts=job.attempts,
+        heartbeat_at=job.heartbeat_at,
         result_version=job.result_version.ref if job.result_version else None,
         warnings=_warnings(job.result_version.metrics if job.result_version else None),
         created_at=job.created_at,

@@ -5,9 +5,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,7 +20,7 @@ from app.errors import (
     UnavailableError,
 )
 from app.jobs import labels
-from app.jobs.orm import CANCELLED, FAILED, FINAL_STATUSES, QUEUED, RUNNING, Job
+from app.jobs.orm import CANCELLED, FAILED, FINAL_STATUSES, QUEUED, Job
 from app.jobs.schemas import AdaptCreate, FinetuneCreate
 from app.models import service as models
 from app.models.orm import ModelVersion, RegisteredModel
@@ -210,21 +209,3 @@ def retry_job(session: Session, *, job_id: int, enqueue: Enqueue) -> Job:
     session.commit()
     _enqueue_committed(session, job, enqueue)
     return job
-
-
-def requeue_orphans(session: Session, *, enqueue: Enqueue, heartbeat_timeout_s: float) -> list[int]:
-    """Enqueue again every running job whose worker stopped sending heartbeats.
-
-    For brokers that lose unacknowledged messages when their consumer dies (the embedded filesystem
-    broker); with Redis the broker itself delivers them again. A duplicate delivery is harmless: the
-    task skips a job that is finished or held by a live worker.
-    """
-    stale = utcnow() - timedelta(seconds=heartbeat_timeout_s)
-    ids = list(
-        session.scalars(
-            select(Job.id).where(Job.status == RUNNING, or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale))
-        ).all()
-    )
-    for job_id in ids:
-        enqueue(job_id)
-    return ids

@@ -16,6 +16,7 @@ from dallmi_core import (
     Predictor,
     TrainConfig,
     TrainingCancelled,
+    TrainingPaused,
     adapt,
     checkpoint_sha256,
     finetune,
@@ -122,6 +123,35 @@ def test_adapt_then_stop_and_resume_equals_uninterrupted(source_run, pubmed, tmp
     parent = _weights(base)
     assert any(not torch.equal(a[name], parent[name]) for name in a)  # adaptation changed weights
     assert resumed.history == full.history
+
+
+class PauseAfter(StopAfter):
+    """Pauses (a warm shutdown) once ``steps`` optimiser steps have run."""
+
+    def should_stop(self) -> bool:
+        return False
+
+    def should_pause(self) -> bool:
+        return self.steps is not None and len(self.seen) >= self.steps
+
+
+def test_a_paused_adaptation_saves_the_step_it_stopped_at_and_resumes_bit_identical(source_run, pubmed, tmp_path):
+    base = source_run[0].checkpoint_dir
+    target = hide_labels(pubmed["target_train"].subset(range(80)), 0.5, seed=0)
+    full = _adapt(base, target, tmp_path / "full")
+    counter = StopAfter()
+    _adapt(base, target, tmp_path / "count", [counter])
+    steps_per_epoch = len(counter.seen) // 2
+    pause_at = steps_per_epoch + 2  # two steps into epoch 2: no epoch-end state covers them
+    with pytest.raises(TrainingPaused):
+        _adapt(base, target, tmp_path / "paused", [PauseAfter(pause_at)])
+    resumed_cb = StopAfter()
+    resumed = _adapt(base, target, tmp_path / "paused", [resumed_cb])
+    assert resumed_cb.seen[0] == pause_at + 1  # not one step of work redone
+    a, b = _weights(full.checkpoint_dir), _weights(resumed.checkpoint_dir)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
+    assert resumed.history == full.history  # the epoch's train_loss counts the batches before the pause
 
 
 def test_adapt_refuses_a_label_mismatch_and_a_corpus_without_positives(source_run, pubmed, tmp_path):

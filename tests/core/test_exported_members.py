@@ -34,7 +34,7 @@ EXPORTED = {
     # sampler
     "LabelBalancedSampler", "RandomBatchSampler", "make_sampler",
     # train
-    "Callback", "Progress", "TrainResult", "TrainingCancelled", "adapt", "finetune",
+    "Callback", "Progress", "TrainResult", "TrainingCancelled", "TrainingPaused", "adapt", "finetune",
 }
 
 # Public-looking names that are internal on purpose: used by train.py / cli.py, not part of the library API.

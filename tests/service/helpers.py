@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -123,3 +124,57 @@ def wait_job(client: TestClient, job_id: int, statuses: tuple[str, ...], timeout
         return job if job["status"] in statuses else None
 
     return wait_for(check, timeout=timeout, what=f"job {job_id} to reach {statuses}", interval=0.2)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServeProcess:
+    """A real ``dallmi serve`` (API + supervised worker) in the embedded mode, under ``home``."""
+
+    def __init__(self, home: Path, log_path: Path, *, heartbeat_timeout_s: float = 3) -> None:
+        self.home, self.log_path, self.port = home, log_path, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.database_url = f"sqlite:///{home / 'dallmi.db'}"
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.proc: subprocess.Popen | None = None
+
+    def env(self) -> dict[str, str]:
+        """SQLite, the filesystem broker and a short heartbeat timeout."""
+        values = {
+            "DALLMI_DATABASE_URL": self.database_url,
+            "DALLMI_BROKER_URL": "filesystem://",
+            "DALLMI_ARTIFACTS_DIR": str(self.home / "artifacts"),
+            "DALLMI_HEARTBEAT_TIMEOUT_S": str(self.heartbeat_timeout_s),
+            "DALLMI_SUPERVISOR_BACKOFF_MAX_S": "2",
+        }
+        return {**os.environ, **values, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+
+    def start(self, *, ready_timeout: float = 180) -> ServeProcess:
+        """Start ``dallmi serve`` and wait until ``/ready`` (a live worker included) answers 200."""
+        import httpx
+
+        command_line = [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port)]
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(command_line, cwd=REPO, env=self.env(), stdout=log, stderr=log)
+
+        def ready() -> bool:
+            try:
+                return httpx.get(f"{self.url}/ready", timeout=5).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, timeout=ready_timeout, what="dallmi serve ready", interval=0.5)
+        return self
+
+    def signal(self, signum: int, timeout: float = 120) -> int:
+        """Send ``signum`` to the serve process and wait for it to exit; its exit code."""
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+        return self.proc.wait(timeout=timeout)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pytest
 
 from .helpers import TINY_PARAMS, upload
@@ -131,18 +129,3 @@ def test_deleting_a_corpus_used_by_a_queued_job_is_409(client, source_csv):
     response = client.delete(f"/corpora/{corpus['id']}")
     assert response.status_code == 409 and response.json()["detail"][0]["type"] == "corpus_in_use"
     assert client.get(f"/corpora/{corpus['id']}").status_code == 200
-
-
-def test_running_jobs_without_heartbeat_are_queued_again(client, db_session, corpus_id):
-    from app.jobs.orm import Job
-    from app.jobs.service import requeue_orphans
-
-    body = {"corpus_id": corpus_id, "base_model": "minilm-l6", "name": "s", "params": TINY_PARAMS}
-    orphan, live = (client.post("/finetune", json=body).json()["job_id"] for _ in range(2))
-    db_session.get(Job, orphan).status = "running"
-    db_session.get(Job, live).status = "running"
-    db_session.get(Job, live).heartbeat_at = datetime.now(timezone.utc)
-    db_session.commit()
-    sent: list[int] = []
-    requeued = requeue_orphans(db_session, enqueue=sent.append, heartbeat_timeout_s=60)
-    assert requeued == sent and orphan in sent and live not in sent

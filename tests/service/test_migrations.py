@@ -14,7 +14,9 @@ from app.orm import Base
 
 from .helpers import pg_database
 
-TABLES = {"corpora", "models", "model_versions", "model_aliases", "alias_events", "jobs", "job_epochs", "api_keys"}
+TABLES = {
+    "corpora", "models", "model_versions", "model_aliases", "alias_events", "jobs", "job_epochs", "api_keys", "workers",
+}
 
 
 def _tables(url: str) -> set[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
@@ -44,9 +46,15 @@ def test_cancelling_a_running_job_stops_it_and_keeps_no_version(live_client, wor
     assert not (settings.artifacts_dir / "models" / "cancelled-model").exists()
 
 
+def _private(settings, name: str):
+    """Own queue; a visibility timeout far past the test, so only the reaper can rescue a job."""
+    queue = f"train-{name}-{uuid.uuid4().hex[:6]}"
+    return settings.model_copy(update={"train_queue": queue, "visibility_timeout_s": 3600})
+
+
 def test_a_killed_worker_loses_nothing(settings, tiny, source_csv, tmp_path):
-    """SIGKILL mid-job: the message is delivered again and training resumes from its last epoch."""
-    private = settings.model_copy(update={"train_queue": f"train-kill-{uuid.uuid4().hex[:6]}"})
+    """SIGKILL mid-job: the reaper of the next worker queues it again; training resumes from its last epoch."""
+    private = _private(settings, "kill")
     params = {**TINY_PARAMS, "epochs": 12}
     with make_client(private) as client:
         corpus = upload(client, source_csv)
@@ -57,6 +65,7 @@ def test_a_killed_worker_loses_nothing(settings, tiny, source_csv, tmp_path):
         first.kill()
         killed = client.get(f"/jobs/{job_id}").json()
         assert killed["status"] == "running", "the job finished before the worker was killed"
+        assert datetime.fromisoformat(killed["heartbeat_at"]) > datetime.now(timezone.utc) - timedelta(seconds=30)
         second = WorkerProcess(private, tmp_path / "second.log").start()
         try:
             job = wait_job(client, job_id, ("succeeded", "failed"), timeout=180)
@@ -85,3 +94,30 @@ def test_a_failed_job_records_its_error_and_can_be_retried(live_client, worker, 
     assert response.status_code == 202 and response.json()["status"] == "queued"
     job = wait_job(live_client, job_id, ("succeeded", "failed"))
     assert job["status"] == "succeeded" and job["attempts"] == 2 and job["error"] is None
+
+
+def test_a_warm_shutdown_pauses_the_job_at_a_step_and_queues_it_again(settings, tiny, source_csv, tmp_path):
+    """SIGTERM mid-job: the job stops at its next step with its state saved there, back to queued (not
+    cancelled, no attempt spent); the next worker finishes it with every epoch run once."""
+    private = _private(settings, "warm")
+    params = {**TINY_PARAMS, "epochs": 30}
+    with make_client(private) as client:
+        corpus = upload(client, source_csv)
+        first = WorkerProcess(private, tmp_path / "first.log").start()
+        job_id = _finetune(client, corpus["id"], tiny, "paused", params)
+        wait_for(lambda: len(client.get(f"/jobs/{job_id}").json()["metrics"]) >= 2, timeout=120, what="2 epochs")
+        first.stop()
+        assert first.proc is not None and first.proc.returncode == 0  # stopped by itself, not killed
+        paused = client.get(f"/jobs/{job_id}").json()
+        assert paused["status"] == "queued", paused
+        assert paused["attempts"] == 0 and not paused["cancel_requested"] and paused["heartbeat_at"] is None
+        state = json.loads((private.artifacts_dir / "jobs" / str(job_id) / "state" / "state.json").read_text())
+        assert state["step"] >= paused["progress"]["step"] > 0  # saved at the step it stopped, not an epoch before
+        second = WorkerProcess(private, tmp_path / "second.log").start()
+        try:
+            job = wait_job(client, job_id, ("succeeded", "failed"), timeout=240)
+        finally:
+            second.stop()
+    assert job["status"] == "succeeded", job["error"]
+    assert job["attempts"] == 1 and job["result_version"] == "paused:1"
+    assert [m["epoch"] for m in job["metrics"]] == list(range(1, 31))
