@@ -17,7 +17,7 @@ from app.auth.router import router as keys_router
 from app.config import get_settings
 from app.corpora.router import router as corpora_router
 from app.db import make_sessionmaker
-from app.errors import DomainError
+from app.errors import DomainError, error_responses
 from app.jobs.router import router as jobs_router
 from app.limits import add_body_limits
 from app.metrics import router as metrics_router
@@ -91,16 +91,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.model_cache.close()
 
 
+ROUTER_RESPONSES = {**AUTH_RESPONSES, **error_responses(413)}
+"""Answers every keyed route can give: 401/403 (keys) and 413 (the body limits of ``app.limits``)."""
+
+
 def include_routers(app: FastAPI) -> None:
     """Every router with the scope its routes need (docs/service.md, "Security model"); ``/health`` and
     ``/ready`` are open. The model routes that change the registry also require ``admin`` themselves."""
     app.include_router(health.router)
-    app.include_router(corpora_router, dependencies=[TrainScope], responses=AUTH_RESPONSES)
-    app.include_router(jobs_router, dependencies=[TrainScope], responses=AUTH_RESPONSES)
-    app.include_router(models_router, dependencies=[AnyScope], responses=AUTH_RESPONSES)
-    app.include_router(predict_router, dependencies=[PredictScope], responses=AUTH_RESPONSES)
-    app.include_router(keys_router, dependencies=[AdminScope], responses=AUTH_RESPONSES)
-    app.include_router(metrics_router, dependencies=[AnyScope], responses=AUTH_RESPONSES)
+    app.include_router(corpora_router, dependencies=[TrainScope], responses=ROUTER_RESPONSES)
+    app.include_router(jobs_router, dependencies=[TrainScope], responses=ROUTER_RESPONSES)
+    app.include_router(models_router, dependencies=[AnyScope], responses=ROUTER_RESPONSES)
+    app.include_router(predict_router, dependencies=[PredictScope], responses=ROUTER_RESPONSES)
+    app.include_router(keys_router, dependencies=[AdminScope], responses=ROUTER_RESPONSES)
+    app.include_router(metrics_router, dependencies=[AnyScope], responses=ROUTER_RESPONSES)
 
 
 def create_app() -> FastAPI:

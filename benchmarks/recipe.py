@@ -34,6 +34,7 @@ from dallmi_core import (
     hide_labels,
     read_corpus,
 )
+from dallmi_core.checkpoint import save_checkpoint
 from dallmi_core.corpus import split_holdout
 from dallmi_core.decisions import estimate_prior, lee_liu_thresholds, prior_thresholds
 from dallmi_core.probe import wise_interpolate
@@ -105,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", type=Path, default=DATA)
     p.add_argument("--base", default="minilm-l6")
     p.add_argument("--min-steps", type=int, default=None, help="TrainConfig.min_steps (default: the recipe's)")
+    p.add_argument("--adapt-wise-alpha", type=float, default=None,
+                   help="adapt the --adapt-source run's weights re-mixed at this WiSE-FT coefficient (1: its selected "
+                        "fine-tuned weights) instead of its stored checkpoint; saves training a second source model")
     p.add_argument("--wise-grid", nargs="*", type=float, default=[0.0, 0.25, 0.5, 0.75, 1.0],
                    help="WiSE-FT coefficients scored post hoc for a source config with wise_alpha (0: the probe)")
     args = p.parse_args(argv)
@@ -132,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                              config=TrainConfig.from_dict({**SOURCES[name], **common, "seed": seed}))
                     (out / "wall_s.txt").write_text(f"{time.perf_counter() - start:.1f}")
                 ckpts[name] = out / "checkpoint"
+                if name == args.adapt_source and args.adapt_wise_alpha is not None:
+                    ckpts[name] = _wise_checkpoint(out, args.adapt_wise_alpha)
                 key = _key({**spec, "method": "none"})
                 if key not in done:
                     m = _score(ckpts[name], held, hide_labels(train, 1.0, seed), None)
@@ -151,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                 for variant in args.variants:
                     method, overrides = VARIANTS[variant]
                     spec = {"corpus": corpus_name, "seed": seed, "source": args.adapt_source, "ratio": ratio,
-                            "variant": variant, "overrides": overrides, **common, "v": 3}
+                            "variant": variant, "overrides": overrides, **common, "v": 3,
+                            **({"wise": args.adapt_wise_alpha} if args.adapt_wise_alpha is not None else {})}
                     key = _key(spec)
                     if key in done:
                         continue
@@ -182,6 +189,18 @@ def _wise_predictor(run_dir: Path, alpha: float) -> Predictor:
     else:
         predictor.model.load_state_dict(start)
     return predictor
+
+
+def _wise_checkpoint(run_dir: Path, alpha: float) -> Path:
+    """The run's model re-mixed at ``alpha``, saved once as a checkpoint beside the run's own (same meta: its
+    thresholds are the stored model's, which an adaptation recomputes from PU data anyway)."""
+    path = run_dir / f"checkpoint-wise{alpha:g}"
+    if not (path / "dallmi.json").is_file():
+        predictor = _wise_predictor(run_dir, alpha)
+        meta = dict(predictor.meta)
+        meta["config"] = {**meta["config"], "wise_alpha": alpha}
+        save_checkpoint(path, predictor.model, predictor.tokenizer, meta)
+    return path
 
 
 def _log(path: Path, record: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from app.errors import error_responses
 router = APIRouter(prefix="/keys", tags=["keys"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated, responses=error_responses(422))
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated, responses=error_responses(400, 422))
 def create_key(session: SessionDep, request: ApiKeyCreate):
     """Create a key; the response holds the key in clear, once."""
     row, key = service.create_key(session, name=request.name, scopes=request.scopes, expires_at=request.expires_at)

@@ -16,8 +16,8 @@ BUILTIN_SOURCES = ("minilm-l6",)
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
 _LOC = ("body", "source")
 NOT_ALLOWED = (
-    "source must be 'minilm-l6', an existing model folder under the configured model roots (DALLMI_MODEL_ROOTS), "
-    "or a hub name when DALLMI_ALLOW_HUB=true"
+    "source must be 'minilm-l6', an existing model folder holding a config.json under the configured model roots "
+    "(DALLMI_MODEL_ROOTS), or a hub name when DALLMI_ALLOW_HUB=true"
 )
 
 
@@ -43,8 +43,8 @@ def _check_folder(folder: Path) -> None:
         content = json.loads(config.read_text(encoding="utf-8")) if config.is_file() else None
     except (OSError, ValueError) as exc:
         raise InvalidInputError("the folder's config.json is not valid JSON", loc=_LOC) from exc
-    if not isinstance(content, dict):
-        raise InvalidInputError("the folder has no config.json: not a Hugging Face model folder", loc=_LOC)
+    if not isinstance(content, dict):  # the same answer as a missing folder: existence is not revealed
+        raise InvalidInputError(NOT_ALLOWED, loc=_LOC, type="source_not_allowed")
     if "auto_map" in content:
         raise InvalidInputError(
             "the model needs custom code (auto_map in config.json); model code is never run", loc=_LOC

@@ -95,7 +95,7 @@ def test_ready_is_503_naming_the_worker_until_one_sends_a_heartbeat(settings: Se
 @pytest.fixture
 def sqlite_settings(tmp_path) -> Settings:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'dallmi.db'}", broker_url="filesystem://",
-                        artifacts_dir=tmp_path / "artifacts", ready_requires_worker=False)  # fmt: skip
+                        artifacts_dir=tmp_path / "artifacts", ready_requires_worker=False, auth="disabled")  # fmt: skip
     prestart(settings)
     return settings
 

@@ -91,7 +91,7 @@ def test_missing_and_existing_folders_get_the_same_answer(client, tmp_path):
         client.post("/models/base", json={"name": "new-base", "source": str(tmp_path / name)})
         for name in ("exists", "absent")
     ]
-    assert [r.status_code for r in answers] == [404, 404]
+    assert [r.status_code for r in answers] == [422, 422]
     assert answers[0].json() == answers[1].json()
 
 
