@@ -278,6 +278,8 @@ def _run_production(args: argparse.Namespace, rng: random.Random, folder: Path, 
         "DALLMI_TRAIN_QUEUE": f"faults-{uuid.uuid4().hex[:6]}",
         "DALLMI_HEARTBEAT_TIMEOUT_S": str(args.heartbeat_timeout),
         "DALLMI_MAX_ATTEMPTS": str(args.max_attempts),
+        "DALLMI_MODEL_ROOTS": str(folder),  # the tiny base model is made there
+        "DALLMI_AUTH": "disabled",  # uvicorn on 127.0.0.1 for this benchmark only; production requires keys
     }
     prestart(Settings(database_url=env["DALLMI_DATABASE_URL"], artifacts_dir=Path(env["DALLMI_ARTIFACTS_DIR"])))
     service, report = Service(env, folder), Report("production")
@@ -318,7 +320,8 @@ def run_embedded(args: argparse.Namespace, rng: random.Random, folder: Path) -> 
     """Kill the worker of ``dallmi serve``, or ``dallmi serve`` itself (then start it again)."""
     env = {"DALLMI_DATABASE_URL": f"sqlite:///{folder / 'dallmi.db'}", "DALLMI_BROKER_URL": "filesystem://",
            "DALLMI_ARTIFACTS_DIR": str(folder / "artifacts"), "DALLMI_HEARTBEAT_TIMEOUT_S": str(args.heartbeat_timeout),
-           "DALLMI_MAX_ATTEMPTS": str(args.max_attempts), "DALLMI_SUPERVISOR_BACKOFF_MAX_S": "5"}  # fmt: skip
+           "DALLMI_MAX_ATTEMPTS": str(args.max_attempts), "DALLMI_SUPERVISOR_BACKOFF_MAX_S": "5",
+           "DALLMI_MODEL_ROOTS": str(folder)}  # fmt: skip
     service, report = Service(env, folder), Report("embedded")
 
     def serve(n: int) -> subprocess.Popen:

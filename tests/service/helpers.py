@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -153,6 +154,7 @@ class ServeProcess:
             "DALLMI_ARTIFACTS_DIR": str(self.home / "artifacts"),
             "DALLMI_HEARTBEAT_TIMEOUT_S": str(self.heartbeat_timeout_s),
             "DALLMI_SUPERVISOR_BACKOFF_MAX_S": "2",
+            "DALLMI_MODEL_ROOTS": str(Path(tempfile.gettempdir()).resolve()),  # pytest's tmp folders are there
         }
         return {**os.environ, **values, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
 
