@@ -17,13 +17,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -31,7 +27,7 @@ import numpy as np
 import torch
 import transformers.utils.logging
 from prometheus_client.parser import text_string_to_metric_families
-from service_flow import DATA, REPO, head, run_job, upload, wait_ready
+from service_flow import DATA, head, run_job, serve_in, upload
 
 from dallmi_core import Predictor, read_corpus
 
@@ -51,29 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-@contextmanager
-def embedded_service(home: Path, port: int, batch_size: int) -> Iterator[str]:
-    """``dallmi serve`` with SQLite, the filesystem broker and one worker under ``home``."""
-    env = {
-        **os.environ,
-        "DALLMI_DATABASE_URL": f"sqlite:///{home}/dallmi.db",
-        "DALLMI_BROKER_URL": "filesystem://",
-        "DALLMI_ARTIFACTS_DIR": f"{home}/artifacts",
-        "DALLMI_PREDICT_BATCH_SIZE": str(batch_size),
-    }
-    log = home / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, proc, log)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+def embedded_service(home: Path, port: int, batch_size: int):
+    """``dallmi serve`` under ``home`` (see ``service_flow.serve_in``) with this prediction batch size."""
+    return serve_in(home, port, {"DALLMI_PREDICT_BATCH_SIZE": str(batch_size)})
 
 
 def texts_of(n: int, words: int) -> list[str]:

@@ -66,28 +66,35 @@ class Timer:
 
 
 @contextmanager
+def serve_in(home: Path, port: int, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """``dallmi serve`` with SQLite, the filesystem broker and one worker under ``home``; yields its URL."""
+    env = {
+        **os.environ,
+        "DALLMI_DATABASE_URL": f"sqlite:///{home}/dallmi.db",
+        "DALLMI_BROKER_URL": "filesystem://",
+        "DALLMI_ARTIFACTS_DIR": f"{home}/artifacts",
+        **(extra_env or {}),
+    }
+    log = Path(home) / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc, log)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+@contextmanager
 def embedded_service(port: int) -> Iterator[str]:
-    """``dallmi serve`` with SQLite, the filesystem broker and one worker in a temporary home."""
-    with tempfile.TemporaryDirectory(prefix="dallmi-bench-") as home:
-        env = {
-            **os.environ,
-            "DALLMI_DATABASE_URL": f"sqlite:///{home}/dallmi.db",
-            "DALLMI_BROKER_URL": "filesystem://",
-            "DALLMI_ARTIFACTS_DIR": f"{home}/artifacts",
-        }
-        log = Path(home) / "serve.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(url, proc, log)
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(timeout=60)
+    """:func:`serve_in` a temporary home."""
+    with tempfile.TemporaryDirectory(prefix="dallmi-bench-") as home, serve_in(Path(home), port) as url:
+        yield url
 
 
 def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
