@@ -58,6 +58,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "no_mixup": ("dallmi", {"mixup_weight": 0.0}),
     "anchor_full": ("dallmi", {"mixup_grad": "full"}),
     "lambda0.1": ("dallmi", {"mixup_weight": 0.1}),
+    "no_min_steps": ("dallmi", {"min_steps": 0}),
     "bce": ("bce", {}),
 }
 """Adaptation variants: (method, TrainConfig overrides)."""

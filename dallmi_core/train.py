@@ -106,7 +106,9 @@ def _setup(*, base: str, corpus: Corpus, config: TrainConfig, method: Method, ou
     sampler = make_sampler("balanced" if method == "dallmi" and config.sampler == "balanced" else "random",
                            known, config.batch_size, seed=config.seed)
     steps_per_epoch = -(-len(sampler) // config.grad_accum)
-    epochs = max(config.epochs, -(-config.min_steps // steps_per_epoch))  # small corpora: more epochs
+    epochs = config.epochs
+    if method == "finetune":  # a new head on a small corpus: more epochs (an adaptation starts trained)
+        epochs = max(epochs, -(-config.min_steps // steps_per_epoch))
     optimizer, scheduler = make_optimizer(model, config, steps_per_epoch * epochs)
     autocast, scaler = autocast_for(config, device)
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from dallmi_core import Corpus, TrainConfig, finetune, make_tiny_bert
+from dallmi_core import Corpus, TrainConfig, adapt, finetune, make_tiny_bert
 from dallmi_core.modeling import load_classifier
 from dallmi_core.probe import wise_interpolate
 
@@ -64,3 +64,14 @@ def test_wise_alpha_out_of_range_is_refused():
         TrainConfig(wise_alpha=0.0)
     with pytest.raises(ValueError, match="wise_alpha"):
         TrainConfig(wise_alpha=1.5)
+
+
+def test_min_steps_raises_the_epochs_of_fine_tuning_only(tmp_path):
+    """A small corpus gets more fine-tuning epochs for its new head; an adaptation runs ``epochs`` as given."""
+    base = str(make_tiny_bert(tmp_path / "tiny", hidden=16, layers=1))
+    corpus = _corpus(16)
+    cfg = dict(batch_size=8, epochs=1, min_steps=6, max_length=16, device="cpu", val_fraction=0.0)
+    source = finetune(base=base, corpus=corpus, config=TrainConfig(**cfg), out_dir=tmp_path / "src")
+    assert [h["epoch"] for h in source.history if "train_loss" in h] == [1, 2, 3]  # 2 steps an epoch, 6 steps
+    adapted = adapt(base=str(source.checkpoint_dir), corpus=corpus, config=TrainConfig(**cfg), out_dir=tmp_path / "a")
+    assert [h["epoch"] for h in adapted.history if "train_loss" in h] == [1]
