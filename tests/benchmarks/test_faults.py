@@ -9,8 +9,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_a_killed_worker_and_a_killed_serve_lose_no_job_and_publish_one_version(capsys):
-    argv = ["--mode", "both", "--jobs", "1", "--kills", "1", "--embedded-kills", "1", "--epochs", "12",
-            "--heartbeat-timeout", "4", "--pause", "4", "5", "--timeout", "300"]  # fmt: skip
+    argv = ["--mode", "both", "--jobs", "1", "--kills", "1", "--embedded-kills", "1", "--epochs", "80",
+            "--heartbeat-timeout", "4", "--pause", "2", "3", "--timeout", "300"]  # fmt: skip
     reports = faults.main(argv)
     assert [r.mode for r in reports] == ["production", "embedded"]
     for report in reports:
