@@ -59,6 +59,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "anchor_full": ("dallmi", {"mixup_grad": "full"}),
     "lambda0.1": ("dallmi", {"mixup_weight": 0.1}),
     "no_min_steps": ("dallmi", {"min_steps": 0}),
+    "pu_select": ("dallmi", {"val_fraction": 0.2, "selection": "best"}),
     "bce": ("bce", {}),
 }
 """Adaptation variants: (method, TrainConfig overrides)."""

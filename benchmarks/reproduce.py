@@ -189,6 +189,7 @@ def collect(cells: list[Cell], args: argparse.Namespace, cache: CellCache) -> di
         planned = {s for corpus in args.corpus for s in settings_of(args, corpus)}
         for cell, record in cache.records().items():
             if (cell.corpus in hashes and record.get("data") == hashes[cell.corpus] and cell.seed in args.seeds
+                    and record.get("key") == cell.key(hashes[cell.corpus])  # not a cell of an older recipe
                     and cell.ratio in (0.0, *args.ratios, 1.0) and _same_run(cell, planned)):
                 records.setdefault(cell, record)
     cache.root.mkdir(parents=True, exist_ok=True)

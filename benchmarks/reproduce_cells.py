@@ -113,6 +113,11 @@ class Settings:
 LATER_FIELDS: dict[str, Any] = {"adapt_lr": 0.0, "mixup_weight": 1.0, "split": "test", "preset": "default",
                                "min_steps": None}
 HOLDOUT_FRACTION = 0.2
+RECIPE = 2
+"""Version of the training code behind a neural cell, part of its key: raised when a change of the code (not
+of a config field) changes what a cell's config produces, so stale cells are re-run, never reported as current.
+1 (unkeyed): the first session's runs; 2: the probe head fitted on unit-norm embeddings and ``min_steps``
+applied to fine-tuning only (docs/recipe.md, "Second session")."""
 
 
 @dataclass(frozen=True)
@@ -147,7 +152,8 @@ class Cell:
             return {"cell": cell, "settings": self.settings.key_dict(), "baseline": BASELINE_CONFIG[self.method],
                     "data": data_hashes}
         config = self.settings.train_config(self.seed, self.variant).to_dict()
-        return {"cell": cell, "settings": self.settings.key_dict(), "train_config": config, "data": data_hashes}
+        return {"cell": cell, "settings": self.settings.key_dict(), "train_config": config, "recipe": RECIPE,
+                "data": data_hashes}
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Cell:

@@ -96,3 +96,13 @@ def test_source_cap_per_corpus(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         reproduce.parse_args(["--max-source-rows", "reuters=many"])
     assert "expected N or CORPUS=N" in capsys.readouterr().err
+
+
+def test_a_neural_cell_of_an_older_recipe_is_stale(monkeypatch: pytest.MonkeyPatch) -> None:
+    import reproduce_cells
+
+    neural, baseline = Cell("pubmed", "dallmi", 0.3, 0), Cell("pubmed", "tfidf", 0.3, 0)
+    before = (neural.key({"x": "y"}), baseline.key({"x": "y"}))
+    monkeypatch.setattr(reproduce_cells, "RECIPE", reproduce_cells.RECIPE + 1)
+    assert neural.key({"x": "y"}) != before[0]  # retrained, never reported as current
+    assert baseline.key({"x": "y"}) == before[1]  # the baselines' code did not change: kept
